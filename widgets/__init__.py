@@ -1,0 +1,1 @@
+"""Interactive figures for the book. Compute lives in :mod:`gsbook`; these modules only draw."""
