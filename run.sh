@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# gsbook's two commands. Each sets up a project-local environment (.venv) on first use,
+# reuses it afterwards, then does its job:
+#   ./run.sh book   build the website (executing every chapter) and print where to open it
+#   ./run.sh test   run the unit tests, every chapter under nbval, and the website test
+#   ./run.sh lab    open the chapters in JupyterLab
+# GSBOOK_PROFILE (ci | cpu | gpu) sets the workload; `test` uses ci unless told otherwise.
+set -euo pipefail
+cd "$(dirname "$0")"
+ROOT=$(pwd)
+VENV="$ROOT/.venv"
+PY="$VENV/bin/python"
+TORCH_VERSION=2.13.0
+
+setup() {
+  local stamp="$VENV/.gsbook-setup"
+  local want
+  want=$(cat pyproject.toml run.sh | sha256sum | cut -c1-16)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return
+  fi
+  if [ ! -x "$PY" ]; then
+    echo "[gsbook] creating $VENV"
+    python3 -m venv "$VENV"
+  fi
+  "$PY" -m pip install --quiet --upgrade pip >/dev/null 2>&1 || true
+  if ! "$PY" -c "import torch" >/dev/null 2>&1; then
+    if command -v nvidia-smi >/dev/null 2>&1 && [ "${GSBOOK_CPU_ONLY:-0}" != 1 ]; then
+      echo "[gsbook] CUDA machine: installing torch==$TORCH_VERSION (CUDA build) from PyPI"
+      "$PY" -m pip install "torch==$TORCH_VERSION"
+    else
+      # A plain `pip install torch` pulls a multi-GB CUDA build. Ask PyTorch's CPU index
+      # first; where it cannot be reached, a local wheel or mirror configured for pip is used.
+      echo "[gsbook] no CUDA: installing the CPU build of torch==$TORCH_VERSION"
+      "$PY" -m pip install --quiet --retries 0 --timeout 15 \
+          --index-url https://download.pytorch.org/whl/cpu "torch==$TORCH_VERSION" 2>/dev/null \
+        || "$PY" -m pip install --quiet "torch==$TORCH_VERSION"
+    fi
+  fi
+  echo "[gsbook] installing gsbook and its dev + book extras into $VENV"
+  "$PY" -m pip install --quiet -e ".[dev,book]"
+  echo "$want" > "$stamp"
+}
+
+cmd=${1:-help}
+case "$cmd" in
+  test)
+    setup
+    export GSBOOK_PROFILE=${GSBOOK_PROFILE:-ci}
+    shift || true
+    exec "$PY" -m pytest tests "$@"
+    ;;
+  book)
+    setup
+    export GSBOOK_PROFILE=${GSBOOK_PROFILE:-cpu}
+    exec "$PY" -m gsbook.site build
+    ;;
+  lab)
+    setup
+    exec "$VENV/bin/jupyter" lab chapters
+    ;;
+  *)
+    sed -n '2,8p' "$0"
+    ;;
+esac
