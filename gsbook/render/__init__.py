@@ -8,7 +8,7 @@
 * :func:`splat2d` — 2D Gaussians straight onto an image, for the 2D figures.
 
 The pieces of the torch backend live in :mod:`.project` (EWA projection),
-:mod:`.composite` (fast compositing with a hand-written backward) and :mod:`.dense`
+:mod:`.compositing` (fast compositing with a hand-written backward) and :mod:`.dense`
 (the plain every-pixel-against-every-Gaussian reference).
 """
 
@@ -23,7 +23,7 @@ from torch import Tensor
 
 from ..cameras import Cameras
 from ..gaussians import Gaussians, check_tensor, covariances, eval_sh
-from .composite import composite, depth_order, list_pairs  # noqa: F401  (re-exported)
+from .compositing import composite, depth_order, list_pairs  # noqa: F401  (re-exported)
 from .dense import composite_dense
 from .project import Projection, project  # noqa: F401
 

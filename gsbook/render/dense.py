@@ -3,7 +3,7 @@
 This is the compositing rule written as plainly as possible — sort the Gaussians by
 depth, evaluate each one's α at every pixel, multiply transmittances with ``cumprod`` —
 and left to autograd. It needs memory for pixels × Gaussians, so it is only for small
-scenes: the tests use it as the ground truth for the fast renderer in :mod:`.composite`,
+scenes: the tests use it as the ground truth for the fast renderer in :mod:`.compositing`,
 and ``benchmarks/render.py`` uses it as the baseline.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .composite import ALPHA_MAX, ALPHA_MIN, T_MIN
+from .compositing import ALPHA_MAX, ALPHA_MIN, T_MIN
 
 
 def composite_dense(means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor,

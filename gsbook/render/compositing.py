@@ -54,7 +54,7 @@ def segmented_cumsum(values: Tensor, start: Tensor) -> Tensor:
     and subtracting two large float32 sums would lose the small per-pixel ones.
     """
     total = values.cumsum(0)
-    return total - total[start] + values[start]
+    return total - (total - values).index_select(0, start)
 
 
 def footprint_extent(conics: Tensor, opacities: Tensor) -> Tensor:
@@ -95,12 +95,15 @@ def list_pairs(means2d: Tensor, conics: Tensor, opacities: Tensor, order: Tensor
         empty = torch.zeros(0, dtype=torch.long, device=means2d.device)
         return Pairs(empty, empty, empty)
 
-    # Per-Gaussian data, flattened over images.
+    # Per-Gaussian data, flattened over images and packed in one table so that each
+    # candidate pair fetches its Gaussian with a single row gather.
     cnt = count.reshape(-1)[flat]
-    lo_f, box_f = lo.reshape(-1, 2)[flat].long(), box.reshape(-1, 2)[flat]
-    mean_f, conic_f = means2d.reshape(-1, 2)[flat], conics.reshape(-1, 3)[flat]
-    log_limit = torch.log(opacities.reshape(-1)[flat] / ALPHA_MIN)     # α ≥ 1/255 ⇔ σ ≤ this
-    image_f = flat // N
+    table = torch.cat([
+        lo.reshape(-1, 2)[flat], box.reshape(-1, 2)[flat].to(lo.dtype),
+        means2d.reshape(-1, 2)[flat], conics.reshape(-1, 3)[flat],
+        torch.log(opacities.reshape(-1)[flat] / ALPHA_MIN)[:, None],   # α ≥ 1/255 ⇔ σ ≤ this
+    ], dim=1)
+    pixel_base = (flat // N) * (height * width)
     rank_f = order.reshape(-1)[flat]
 
     gaussians, keys = [], []
@@ -113,22 +116,23 @@ def list_pairs(means2d: Tensor, conics: Tensor, opacities: Tensor, order: Tensor
         sl = slice(first, last)
         owner = torch.repeat_interleave(torch.arange(first, last, device=cnt.device), cnt[sl])
         local = torch.arange(owner.numel(), device=cnt.device) - (ends[sl] - cnt[sl]).repeat_interleave(cnt[sl])
-        bw = box_f[owner, 0]
-        px = lo_f[owner, 0] + local % bw
-        py = lo_f[owner, 1] + local // bw
-        dx = px.to(mean_f.dtype) + 0.5 - mean_f[owner, 0]
-        dy = py.to(mean_f.dtype) + 0.5 - mean_f[owner, 1]
-        cn = conic_f[owner]
-        sigma = 0.5 * (cn[:, 0] * dx * dx + cn[:, 2] * dy * dy) + cn[:, 1] * dx * dy
-        keep = ((sigma <= log_limit[owner]) & (sigma >= 0)).nonzero()[:, 0]
-        owner, px, py = owner[keep], px[keep], py[keep]
-        pixel = (image_f[owner] * height + py) * width + px
-        gaussians.append(flat[owner])
-        keys.append(pixel * N + rank_f[owner])                         # sort by pixel, then depth
+        row = table.index_select(0, owner)
+        bw = row[:, 2].long()
+        py_off = local // bw
+        px = row[:, 0].long() + (local - py_off * bw)
+        py = row[:, 1].long() + py_off
+        dx = px.to(row.dtype) + 0.5 - row[:, 4]
+        dy = py.to(row.dtype) + 0.5 - row[:, 5]
+        sigma = 0.5 * (row[:, 6] * dx * dx + row[:, 8] * dy * dy) + row[:, 7] * dx * dy
+        keep = ((sigma <= row[:, 9]) & (sigma >= 0)).nonzero()[:, 0]
+        owner = owner.index_select(0, keep)
+        pixel = pixel_base.index_select(0, owner) + py.index_select(0, keep) * width + px.index_select(0, keep)
+        gaussians.append(flat.index_select(0, owner))
+        keys.append(pixel * N + rank_f.index_select(0, owner))          # sort by pixel, then depth
         first = last
 
     key, perm = torch.sort(torch.cat(keys))
-    gaussian = torch.cat(gaussians)[perm]
+    gaussian = torch.cat(gaussians).index_select(0, perm)
     pixel = key // N
     _, run = torch.unique_consecutive(pixel, return_counts=True)
     start = torch.repeat_interleave(run.cumsum(0) - run, run)
@@ -137,7 +141,7 @@ def list_pairs(means2d: Tensor, conics: Tensor, opacities: Tensor, order: Tensor
 
 def _pair_geometry(pairs: Pairs, geom: Tensor, width: int, height: int):
     """Offsets and Gaussian exponent for each pair; ``geom [I·N, 6]`` = (x, y, a, b, c, o)."""
-    g = geom[pairs.gaussian]
+    g = geom.index_select(0, pairs.gaussian)
     px = (pairs.pixel % width).to(geom.dtype) + 0.5
     py = ((pairs.pixel // width) % height).to(geom.dtype) + 0.5
     dx, dy = px - g[:, 0], py - g[:, 1]
@@ -164,7 +168,7 @@ class CompositeFunction(torch.autograd.Function):
         T = torch.exp(log_t_after - log1m).to(geom.dtype) * keep
         weight = alpha * T
         image = torch.zeros(P, D, dtype=colors.dtype, device=colors.device)
-        image.index_add_(0, p, weight[:, None] * colors[g])
+        image.index_add_(0, p, weight[:, None] * colors.index_select(0, g))
         log_t_final = torch.zeros(P, dtype=torch.float64, device=colors.device)
         log_t_final.index_add_(0, p, log1m * keep)
         t_final = torch.exp(log_t_final).to(colors.dtype)
@@ -183,19 +187,19 @@ class CompositeFunction(torch.autograd.Function):
         D = colors.shape[-1]
         grad_image = grad_image.reshape(-1, D)
         grad_alpha = grad_alpha.reshape(-1)
-        gC = grad_image[p]                                            # [M, D]
-        c_g = colors[g]
+        gC = grad_image.index_select(0, p)                                            # [M, D]
+        c_g = colors.index_select(0, g)
         weight = alpha * T
         grad_colors = torch.zeros_like(colors).index_add_(0, g, weight[:, None] * gC)
 
         # dL/dα_i = gC·(c_i T_i) − gC·S_i / (1 − α_i) + gA · T_final / (1 − α_i),
         # where S_i = Σ_{j>i} w_j c_j + T_final·background is what lies behind pair i.
         gc_dot = (gC * c_g).sum(-1)
-        total = (grad_image * image).sum(-1)[p].double()
+        total = (grad_image * image).sum(-1).index_select(0, p).double()
         behind = total - segmented_cumsum((weight * gc_dot).double(), start)
         kept = (T > 0).to(alpha.dtype)
         one_minus = 1 - alpha
-        grad_a = kept * (T * gc_dot + (grad_alpha[p] * t_final[p] - behind.to(alpha.dtype)) / one_minus)
+        grad_a = kept * (T * gc_dot + ((grad_alpha * t_final).index_select(0, p) - behind.to(alpha.dtype)) / one_minus)
 
         # Through α = min(0.999, o·e^{−σ}): zero where clamped.
         dx, dy, a, b, c, o, sigma = _pair_geometry(Pairs(g, p, start), geom, width, height)
