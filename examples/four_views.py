@@ -27,7 +27,7 @@ from gsbook.render import render  # noqa: E402
 
 def coloured_object(n_per_part: int = 4000) -> Gaussians:
     parts = [
-        (trimesh.creation.box(extents=(0.6, 0.3, 0.6)).apply_translation((0, -0.35, 0)), (0.15, 0.3, 0.85)),
+        (trimesh.creation.box(extents=(0.6, 0.3, 0.45)).apply_translation((0, -0.35, 0)), (0.15, 0.3, 0.85)),
         (trimesh.creation.icosphere(subdivisions=3, radius=0.22).apply_translation((0, 0.02, 0)), (0.85, 0.1, 0.1)),
         (trimesh.creation.cone(radius=0.14, height=0.3).apply_transform(
             trimesh.transformations.rotation_matrix(-np.pi / 2, (1, 0, 0))).apply_translation((0, 0.2, 0)),
@@ -45,7 +45,7 @@ def coloured_object(n_per_part: int = 4000) -> Gaussians:
 
 def main(path: str = "four_views.png") -> None:
     scene = coloured_object()
-    cams = orbit(20.0, [0.0, 90.0, 180.0, 270.0], radius=2.5, width=256, height=256)
+    cams = orbit(20.0, [0.0, 90.0, 180.0, 270.0], radius=1.8, width=256, height=256)
     t0 = time.perf_counter()
     with torch.no_grad():
         out = render(scene, cams, background=1.0)

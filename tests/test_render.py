@@ -256,6 +256,20 @@ def test_list_pairs_respects_alpha_threshold():
         assert len(pairs.pixel) == int((full >= ALPHA_MIN).sum())
 
 
+def test_list_pairs_is_independent_of_chunking():
+    """Pairs are listed in chunks to bound memory; the chunk size must not change them."""
+    means, quats, scales, opacities, colors = random_scene(600, seed=6)
+    viewmats, Ks = cameras(40, 32)
+    _, _, info = rasterize(means, quats, scales, opacities, colors, viewmats, Ks, 40, 32, backend="torch")
+    args = (info["means2d"].detach(), info["conics"], info["opacities"],
+            torch.argsort(torch.argsort(info["depths"], dim=-1), dim=-1), (info["radii"] > 0).all(-1), 40, 32)
+    whole = list_pairs(*args)
+    assert len(whole.pixel) > 5000
+    for chunk in (1, 97, 5000):
+        part = list_pairs(*args, max_chunk=chunk)
+        assert all(torch.equal(a, b) for a, b in zip(whole, part))
+
+
 def test_segmented_cumsum():
     values = torch.tensor([1.0, 2.0, 3.0, 10.0, 20.0, 5.0], dtype=torch.float64)
     start = torch.tensor([0, 0, 0, 3, 3, 5])

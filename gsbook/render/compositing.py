@@ -111,11 +111,13 @@ def list_pairs(means2d: Tensor, conics: Tensor, opacities: Tensor, order: Tensor
     first = 0
     while first < len(flat):
         # Take as many Gaussians as fit in one chunk of candidate pairs (at least one).
-        budget = (ends[first - 1] if first else 0) + max_chunk
-        last = max(int(torch.searchsorted(ends, budget, right=True)), first + 1)
+        chunk_start = int(ends[first - 1]) if first else 0
+        last = max(int(torch.searchsorted(ends, chunk_start + max_chunk, right=True)), first + 1)
         sl = slice(first, last)
         owner = torch.repeat_interleave(torch.arange(first, last, device=cnt.device), cnt[sl])
-        local = torch.arange(owner.numel(), device=cnt.device) - (ends[sl] - cnt[sl]).repeat_interleave(cnt[sl])
+        # Position of each candidate inside its Gaussian's box, row-major.
+        local = (torch.arange(owner.numel(), device=cnt.device) + chunk_start
+                 - (ends[sl] - cnt[sl]).repeat_interleave(cnt[sl]))
         row = table.index_select(0, owner)
         bw = row[:, 2].long()
         py_off = local // bw
