@@ -72,81 +72,92 @@ def footprint_extent(conics: Tensor, opacities: Tensor) -> Tensor:
 
 @torch.no_grad()
 def list_pairs(means2d: Tensor, conics: Tensor, opacities: Tensor, order: Tensor, visible: Tensor,
-               width: int, height: int, max_chunk: int = 1 << 22) -> Pairs:
+               width: int, height: int, max_chunk: int = 1 << 23) -> Pairs:
     """Every (pixel, Gaussian) pair with α ≥ 1/255, sorted by pixel then ``order``.
+
+    The pixels where α ≥ 1/255 form an ellipse. We walk it scanline by scanline: on the
+    row through pixel centres at height ``y``, the condition σ(dx) ≤ ln(255 o) is a
+    quadratic inequality in ``dx``, so the row's pixels are one interval found with the
+    quadratic formula. Listing pairs is then a cumulative sum over interval lengths —
+    no pixel outside the ellipse is ever touched. The threshold is widened by a hair so
+    that rounding never drops a pixel; the compositor applies the exact test.
 
     Args:
         means2d: ``[I, N, 2]`` pixel-space centres; conics ``[I, N, 3]``; opacities ``[I, N]``.
         order: ``[I, N]`` int64 rank of each Gaussian in front-to-back order (0 = nearest).
         visible: ``[I, N]`` bool, False for Gaussians culled by the projection.
-        max_chunk: most candidate pairs handled at once, which bounds peak memory.
+        max_chunk: most pairs generated at once, which bounds peak memory.
     """
     I, N = opacities.shape
+    device = means2d.device
+    empty = torch.zeros(0, dtype=torch.long, device=device)
     extent = footprint_extent(conics, opacities)
-    lo = torch.ceil(means2d - extent - 0.5)
-    hi = torch.floor(means2d + extent - 0.5) + 1
-    size = torch.tensor([width, height], dtype=lo.dtype, device=lo.device)
-    lo = torch.minimum(torch.maximum(lo, torch.zeros_like(lo)), size)
-    hi = torch.minimum(torch.maximum(hi, lo), size)
-    box = (hi - lo).long()                                             # [I, N, 2]
-    count = box[..., 0] * box[..., 1] * (visible & (opacities >= ALPHA_MIN))
-    flat = count.reshape(-1).nonzero()[:, 0]                           # Gaussians with pairs
+    row_lo = torch.ceil(means2d[..., 1] - extent[..., 1] - 0.5).clamp(0, height)
+    row_hi = (torch.floor(means2d[..., 1] + extent[..., 1] - 0.5) + 1).clamp(0, height)
+    rows = (row_hi - row_lo).clamp_min(0).long() * (visible & (opacities >= ALPHA_MIN))
+
+    # Gaussians in front-to-back order (over all images at once: pairs of different images
+    # never share a pixel), so that a stable sort by pixel keeps them front to back.
+    flat = torch.argsort(order.reshape(-1), stable=True)
+    flat = flat[rows.reshape(-1).index_select(0, flat) > 0]
     if flat.numel() == 0:
-        empty = torch.zeros(0, dtype=torch.long, device=means2d.device)
         return Pairs(empty, empty, empty)
 
-    # Per-Gaussian data, flattened over images and packed in one table so that each
-    # candidate pair fetches its Gaussian with a single row gather.
-    cnt = count.reshape(-1)[flat]
-    table = torch.cat([
-        lo.reshape(-1, 2)[flat], box.reshape(-1, 2)[flat].to(lo.dtype),
-        means2d.reshape(-1, 2)[flat], conics.reshape(-1, 3)[flat],
-        torch.log(opacities.reshape(-1)[flat] / ALPHA_MIN)[:, None],   # α ≥ 1/255 ⇔ σ ≤ this
-    ], dim=1)
-    pixel_base = (flat // N) * (height * width)
-    rank_f = order.reshape(-1)[flat]
+    # One entry per (Gaussian, scanline).
+    n_rows = rows.reshape(-1).index_select(0, flat)
+    owner = flat.repeat_interleave(n_rows)                                   # [R]
+    first_row = torch.repeat_interleave(n_rows.cumsum(0) - n_rows, n_rows)
+    y = row_lo.reshape(-1).index_select(0, owner) + (torch.arange(len(owner), device=device) - first_row)
+    mx, my = means2d.reshape(-1, 2).index_select(0, owner).unbind(-1)
+    a, b, c = conics.reshape(-1, 3).index_select(0, owner).unbind(-1)
+    limit = torch.log(opacities.reshape(-1).index_select(0, owner) / ALPHA_MIN) * (1 + 1e-4) + 1e-6
+    dy = y + 0.5 - my
+    # ½a·dx² + (b·dy)·dx + (½c·dy² − limit) ≤ 0   ⇔   dx ∈ [(−b·dy − √disc)/a, (−b·dy + √disc)/a]
+    disc = (b * b - a * c) * dy * dy + 2 * a * limit
+    root = torch.sqrt(disc.clamp_min(0))
+    x_lo = torch.ceil(mx + (-b * dy - root) / a - 0.5).clamp(0, width)
+    x_hi = (torch.floor(mx + (-b * dy + root) / a - 0.5) + 1).clamp(0, width)
+    span = ((x_hi - x_lo).clamp_min(0) * (disc >= 0)).long()                # pixels on the row
+    image = owner // N
+    row_start = (image * height + y.long()) * width + x_lo.long()            # first pixel's index
 
-    gaussians, keys = [], []
-    ends = cnt.cumsum(0)
+    keep = span > 0
+    span, row_start, owner = span[keep], row_start[keep], owner[keep]
+    # Expand spans to pairs, chunk by chunk: pixel = row_start + position within the span.
+    pixels, gaussians = [], []
+    ends = span.cumsum(0)
     first = 0
-    while first < len(flat):
-        # Take as many Gaussians as fit in one chunk of candidate pairs (at least one).
+    while first < len(span):
         chunk_start = int(ends[first - 1]) if first else 0
         last = max(int(torch.searchsorted(ends, chunk_start + max_chunk, right=True)), first + 1)
-        sl = slice(first, last)
-        owner = torch.repeat_interleave(torch.arange(first, last, device=cnt.device), cnt[sl])
-        # Position of each candidate inside its Gaussian's box, row-major.
-        local = (torch.arange(owner.numel(), device=cnt.device) + chunk_start
-                 - (ends[sl] - cnt[sl]).repeat_interleave(cnt[sl]))
-        row = table.index_select(0, owner)
-        bw = row[:, 2].long()
-        py_off = local // bw
-        px = row[:, 0].long() + (local - py_off * bw)
-        py = row[:, 1].long() + py_off
-        dx = px.to(row.dtype) + 0.5 - row[:, 4]
-        dy = py.to(row.dtype) + 0.5 - row[:, 5]
-        sigma = 0.5 * (row[:, 6] * dx * dx + row[:, 8] * dy * dy) + row[:, 7] * dx * dy
-        keep = ((sigma <= row[:, 9]) & (sigma >= 0)).nonzero()[:, 0]
-        owner = owner.index_select(0, keep)
-        pixel = pixel_base.index_select(0, owner) + py.index_select(0, keep) * width + px.index_select(0, keep)
-        gaussians.append(flat.index_select(0, owner))
-        keys.append(pixel * N + rank_f.index_select(0, owner))          # sort by pixel, then depth
+        s = span[first:last]
+        offset = torch.repeat_interleave(row_start[first:last] - (ends[first:last] - s - chunk_start), s)
+        pixels.append(offset + torch.arange(len(offset), device=device))
+        gaussians.append(owner[first:last].repeat_interleave(s))
         first = last
+    pixel = pixels[0] if len(pixels) == 1 else torch.cat(pixels)
+    gaussian = gaussians[0] if len(gaussians) == 1 else torch.cat(gaussians)
 
-    key, perm = torch.sort(torch.cat(keys))
-    gaussian = torch.cat(gaussians).index_select(0, perm)
-    pixel = key // N
-    _, run = torch.unique_consecutive(pixel, return_counts=True)
-    start = torch.repeat_interleave(run.cumsum(0) - run, run)
+    pixel, perm = torch.sort(pixel.int(), stable=True)
+    gaussian = gaussian.index_select(0, perm)
+    pixel = pixel.long()
+    per_pixel = torch.bincount(pixel, minlength=I * height * width)
+    start = (per_pixel.cumsum(0) - per_pixel).index_select(0, pixel)
     return Pairs(gaussian, pixel, start)
 
 
-def _pair_geometry(pairs: Pairs, geom: Tensor, width: int, height: int):
+def pixel_centres(pixel: Tensor, width: int, height: int, dtype: torch.dtype) -> Tensor:
+    """``[M, 2]`` (x + ½, y + ½) of flattened pixel indices ``[M]``, via one table lookup."""
+    ys, xs = torch.meshgrid(torch.arange(height, dtype=dtype, device=pixel.device) + 0.5,
+                            torch.arange(width, dtype=dtype, device=pixel.device) + 0.5, indexing="ij")
+    table = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=-1)
+    return table.index_select(0, pixel % (width * height))
+
+
+def _pair_geometry(gaussian: Tensor, xy: Tensor, geom: Tensor):
     """Offsets and Gaussian exponent for each pair; ``geom [I·N, 6]`` = (x, y, a, b, c, o)."""
-    g = geom.index_select(0, pairs.gaussian)
-    px = (pairs.pixel % width).to(geom.dtype) + 0.5
-    py = ((pairs.pixel // width) % height).to(geom.dtype) + 0.5
-    dx, dy = px - g[:, 0], py - g[:, 1]
+    g = geom.index_select(0, gaussian)
+    dx, dy = xy[:, 0] - g[:, 0], xy[:, 1] - g[:, 1]
     a, b, c, o = g[:, 2], g[:, 3], g[:, 4], g[:, 5]
     sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
     return dx, dy, a, b, c, o, sigma
@@ -161,12 +172,14 @@ class CompositeFunction(torch.autograd.Function):
         P = n_images * height * width
         D = colors.shape[-1]
         g, p, start = pairs
-        dx, dy, a, b, c, o, sigma = _pair_geometry(pairs, geom, width, height)
-        vis = torch.exp(-sigma)
-        alpha = (o * vis).clamp(max=ALPHA_MAX)
+        xy = pixel_centres(p, width, height, geom.dtype)
+        dx, dy, a, b, c, o, sigma = _pair_geometry(g, xy, geom)
+        raw = o * torch.exp(-sigma)
+        # Pairs listed by a hair's margin that fail the exact test count as α = 0.
+        alpha = torch.where(raw >= ALPHA_MIN, raw.clamp(max=ALPHA_MAX), torch.zeros_like(raw))
         log1m = torch.log1p(-alpha).double()
         log_t_after = segmented_cumsum(log1m, start)
-        keep = log_t_after > LOG_T_MIN                    # the pair that ends a pixel is left out
+        keep = (log_t_after > LOG_T_MIN) & (alpha > 0)    # the pair that ends a pixel is left out
         T = torch.exp(log_t_after - log1m).to(geom.dtype) * keep
         weight = alpha * T
         image = torch.zeros(P, D, dtype=colors.dtype, device=colors.device)
@@ -176,7 +189,7 @@ class CompositeFunction(torch.autograd.Function):
         t_final = torch.exp(log_t_final).to(colors.dtype)
         if backgrounds is not None:
             image = image + t_final[:, None] * backgrounds.repeat_interleave(height * width, dim=0)
-        ctx.save_for_backward(geom, colors, backgrounds, g, p, start, alpha, T, t_final, image)
+        ctx.save_for_backward(geom, colors, backgrounds, g, p, start, xy, alpha, T, t_final, image)
         ctx.shape = (n_images, width, height)
         ctx.has_background = backgrounds is not None
         return (image.reshape(n_images, height, width, D),
@@ -184,7 +197,7 @@ class CompositeFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_image: Tensor, grad_alpha: Tensor):
-        geom, colors, backgrounds, g, p, start, alpha, T, t_final, image = ctx.saved_tensors
+        geom, colors, backgrounds, g, p, start, xy, alpha, T, t_final, image = ctx.saved_tensors
         n_images, width, height = ctx.shape
         D = colors.shape[-1]
         grad_image = grad_image.reshape(-1, D)
@@ -204,7 +217,7 @@ class CompositeFunction(torch.autograd.Function):
         grad_a = kept * (T * gc_dot + ((grad_alpha * t_final).index_select(0, p) - behind.to(alpha.dtype)) / one_minus)
 
         # Through α = min(0.999, o·e^{−σ}): zero where clamped.
-        dx, dy, a, b, c, o, sigma = _pair_geometry(Pairs(g, p, start), geom, width, height)
+        dx, dy, a, b, c, o, sigma = _pair_geometry(g, xy, geom)
         vis = torch.exp(-sigma)
         grad_a = grad_a * (o * vis < ALPHA_MAX)
         grad_sigma = -alpha * grad_a
