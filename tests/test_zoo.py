@@ -1,0 +1,100 @@
+"""Shipped-model plumbing: save/load round trips, and clear errors for missing or corrupt files."""
+
+import json
+
+import pytest
+import torch
+
+from gsbook import zoo
+from gsbook.judge import NONE_PART, Judge, accuracy, all_object_specs, r_precision
+from gsbook.world import CATEGORY_NAMES, COLOUR_NAMES, ObjectSpec
+
+
+@pytest.fixture()
+def saved_judge(tmp_path):
+    torch.manual_seed(0)
+    model = Judge().eval()
+    zoo.save("judge", model, {"widths": [24, 48, 96, 192], "dropout": 0.2}, {"steps": 0}, "# card\n",
+             folder=tmp_path)
+    return model, tmp_path
+
+
+def test_round_trip(saved_judge):
+    model, folder = saved_judge
+    loaded = zoo.load("judge", folder=folder)
+    x = torch.rand(4, 3, 64, 64)
+    with torch.no_grad():
+        a, b = model(x), loaded(x)
+    for k in a:  # stored as float16
+        assert torch.allclose(a[k], b[k], atol=2e-2, rtol=1e-2)
+    config = json.loads((folder / "judge.json").read_text())
+    assert config["parameters"] == sum(p.numel() for p in model.state_dict().values())
+    assert (folder / "judge.md").read_text() == "# card\n"
+
+
+def test_missing_file_names_it_and_the_command(saved_judge):
+    _, folder = saved_judge
+    (folder / "judge.safetensors").unlink()
+    with pytest.raises(zoo.WeightsError, match=r"judge\.safetensors is missing.*python -m gsbook\.train judge"):
+        zoo.load("judge", folder=folder)
+
+
+def test_corrupt_file_is_caught(saved_judge):
+    _, folder = saved_judge
+    path = folder / "judge.safetensors"
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF                                    # one flipped byte in the weights
+    path.write_bytes(bytes(data))
+    with pytest.raises(zoo.WeightsError, match=r"judge\.safetensors is corrupt.*python -m gsbook\.train judge"):
+        zoo.load("judge", folder=folder)
+
+
+def test_truncated_file_without_checksum_is_caught(saved_judge):
+    _, folder = saved_judge
+    config = json.loads((folder / "judge.json").read_text())
+    del config["sha256"]
+    (folder / "judge.json").write_text(json.dumps(config))
+    path = folder / "judge.safetensors"
+    path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(zoo.WeightsError, match="cannot be read"):
+        zoo.load("judge", folder=folder)
+
+
+def test_unknown_name_lists_the_zoo():
+    with pytest.raises(KeyError, match="the zoo has: .*judge"):
+        zoo.load("no-such-model")
+
+
+class FixedJudge(Judge):
+    """Always answers 'a red mushroom with a white stem'."""
+
+    def forward(self, images):
+        B = images.shape[0]
+        cat = torch.full((B, len(CATEGORY_NAMES)), -9.0)
+        cat[:, CATEGORY_NAMES.index("mushroom")] = 9
+        col = torch.full((B, len(COLOUR_NAMES)), -9.0)
+        col[:, COLOUR_NAMES.index("red")] = 9
+        part = torch.full((B, len(COLOUR_NAMES) + 1), -9.0)
+        part[:, COLOUR_NAMES.index("white")] = 9
+        return {"category": cat, "colour": col, "part_colour": part}
+
+
+def test_accuracy_and_r_precision_count_right_answers():
+    judge = FixedJudge().eval()
+    images = torch.rand(4, 64, 64, 3)
+    intended = ["a red mushroom with a white stem", "a blue mushroom with a white stem",
+                ObjectSpec("ball", "red"), "a red mushroom with a green stem"]
+    s = accuracy(judge, images, intended)
+    assert s.category == 0.75 and s.colour == 0.75 and s.part_colour == pytest.approx(2 / 3) and s.all == 0.25
+    assert r_precision(judge, images[:1], intended[:1], generator=torch.Generator().manual_seed(0)) == 1.0
+    # Against every other caption, the judge's own reading outranks the intended one.
+    assert r_precision(judge, images[1:2], intended[1:2], distractors=10_000) == 0.0
+    assert NONE_PART == len(COLOUR_NAMES)
+    assert len(all_object_specs()) == len(set(all_object_specs()))
+
+
+def test_judge_rejects_bad_images():
+    with pytest.raises(ValueError, match="RGB"):
+        Judge()(torch.rand(2, 4, 8, 8))
+    with pytest.raises(ValueError, match="NaN"):
+        Judge()(torch.full((1, 3, 8, 8), float("nan")))
