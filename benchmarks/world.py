@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument("--views", type=int, default=8)
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--seeds", type=int, default=3, help="assets per category in the IoU check")
-    parser.add_argument("--gaussians", type=int, default=6000)
+    parser.add_argument("--gaussians", type=int, default=12000)
     parser.add_argument("--root", type=Path, default=None, help="cache root (default: a temporary folder)")
     parser.add_argument("--only", default="dataset,iou,captions,text")
     args = parser.parse_args()

@@ -51,6 +51,20 @@ def test_projection_matches_gsplat_reference():
         assert (info["depths"] - depths).abs().max() <= 1e-4
 
 
+def test_antialiased_compensation_matches_gsplat_reference():
+    gsplat_ref = pytest.importorskip("gsplat.cuda._torch_impl")
+    means, quats, scales, opacities, colors = random_scene(500, seed=7)
+    viewmats, Ks = cameras(64, 48)
+    _, _, info = rasterize(means, quats, scales, opacities, colors, viewmats, Ks, 64, 48,
+                           rasterize_mode="antialiased", backend="torch")
+    radii, _, _, _, comp = gsplat_ref._fully_fused_projection(
+        means, covariances(quats, scales), viewmats, Ks, 64, 48, calc_compensations=True)
+    visible = (radii > 0).all(-1)
+    expected = opacities.expand_as(comp) * comp
+    assert (info["opacities"] - expected)[visible].abs().max() <= 1e-5
+    assert (comp[visible] < 1).all()
+
+
 # ------------------------------------------------------------------------ images
 @pytest.mark.parametrize("background", [None, "grey"])
 def test_fast_matches_dense_reference(background):

@@ -92,6 +92,7 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
               viewmats: Tensor, Ks: Tensor, width: int, height: int, near_plane: float = 0.01,
               far_plane: float = 1e10, eps2d: float = 0.3, sh_degree: int | None = None,
               backgrounds: Tensor | None = None, render_mode: RenderMode = "RGB",
+              rasterize_mode: Literal["classic", "antialiased"] = "classic",
               backend: Backend = "auto") -> tuple[Tensor, Tensor, dict]:
     """Render N Gaussians into C cameras, as ``gsplat.rasterization`` does.
 
@@ -103,6 +104,9 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
         viewmats: ``[C, 4, 4]`` world→camera (OpenCV); Ks ``[C, 3, 3]``.
         backgrounds: ``[C, D]`` colours behind the Gaussians (default none, i.e. black).
         render_mode: ``"RGB"``; ``"D"``/``"ED"`` accumulated/expected depth; or both.
+        rasterize_mode: ``"classic"`` (3DGS) or ``"antialiased"``, which scales each
+            opacity by how much the ``eps2d`` low-pass widened its splat, so that thin or
+            distant Gaussians do not grow fat (Mip-Splatting's 2D filter, as in gsplat).
         backend: ``"auto"``, ``"torch"``, ``"gsplat"``; ``"dense"`` is the slow reference.
 
     Returns:
@@ -112,6 +116,8 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
     """
     if render_mode not in ("RGB", "D", "ED", "RGB+D", "RGB+ED"):
         raise ValueError(f"unknown render_mode {render_mode!r}")
+    if rasterize_mode not in ("classic", "antialiased"):
+        raise ValueError(f"unknown rasterize_mode {rasterize_mode!r}; choose 'classic' or 'antialiased'")
     _check_inputs(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree,
                   backgrounds)
     backend = _resolve_backend(backend, means.device)
@@ -120,7 +126,7 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
         return rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
                              near_plane=near_plane, far_plane=far_plane, eps2d=eps2d,
                              sh_degree=sh_degree, backgrounds=backgrounds, render_mode=render_mode,
-                             packed=False)
+                             rasterize_mode=rasterize_mode, packed=False)
 
     C, N = viewmats.shape[0], means.shape[0]
     proj = project(means, covariances(quats, scales), viewmats, Ks, width, height,
@@ -142,6 +148,8 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
 
     visible = (proj.radii > 0).all(dim=-1)
     opac = opacities.expand(C, N)
+    if rasterize_mode == "antialiased":
+        opac = opac * proj.compensations
     if backend == "dense":
         image, alpha = composite_dense(proj.means2d, proj.conics, opac, colors, proj.depths,
                                        visible, width, height, backgrounds)

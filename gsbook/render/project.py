@@ -30,6 +30,7 @@ class Projection(NamedTuple):
     depths: Tensor    # [C, N] camera-space z
     radii: Tensor     # [C, N, 2] int32 extents in x and y (0: not visible)
     covars2d: Tensor  # [C, N, 2, 2] 2D covariance after the low-pass filter
+    compensations: Tensor  # [C, N] √(det Σ₂ / det(Σ₂ + eps2d·I)): opacity factor for "antialiased"
 
 
 def world_to_camera(means: Tensor, covars: Tensor, viewmats: Tensor) -> tuple[Tensor, Tensor]:
@@ -71,6 +72,7 @@ def project(means: Tensor, covars: Tensor, viewmats: Tensor, Ks: Tensor, width: 
     means_c, covars_c = world_to_camera(means, covars, viewmats)
     J = perspective_jacobian(means_c, Ks, width, height)
     cov2d = J @ covars_c @ J.transpose(-1, -2)
+    det_unfiltered = cov2d[..., 0, 0] * cov2d[..., 1, 1] - cov2d[..., 0, 1] * cov2d[..., 1, 0]
     cov2d = cov2d + eps2d * torch.eye(2, dtype=means.dtype, device=means.device)
     means2d = torch.einsum("cij,cnj->cni", Ks[:, :2, :3], means_c) / means_c[..., 2:3]
     det = (cov2d[..., 0, 0] * cov2d[..., 1, 1] - cov2d[..., 0, 1] * cov2d[..., 1, 0]).clamp_min(1e-10)
@@ -80,7 +82,11 @@ def project(means: Tensor, covars: Tensor, viewmats: Tensor, Ks: Tensor, width: 
     depths = means_c[..., 2]
     radii = radii_of(means2d.detach(), cov2d.detach(), det.detach(), depths.detach(),
                      width, height, near_plane, far_plane)
-    return Projection(means2d, conics, depths, radii, cov2d)
+    # The low-pass filter spreads each splat's opacity over a larger ellipse; scaling the
+    # opacity by the ratio of areas keeps its total "ink" (Mip-Splatting; gsplat's
+    # rasterize_mode="antialiased").
+    compensations = torch.sqrt((det_unfiltered / det).clamp_min(0))
+    return Projection(means2d, conics, depths, radii, cov2d, compensations)
 
 
 @torch.no_grad()
