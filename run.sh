@@ -48,12 +48,20 @@ case "$cmd" in
     setup
     export GSBOOK_PROFILE=${GSBOOK_PROFILE:-ci}
     shift || true
-    exec "$PY" -m pytest tests "$@"
+    # One pytest run, failing on any failure: the unit tests (tests/), every chapter under
+    # nbval with a per-cell timeout (chapters/), and the website test (tests/site: builds the
+    # book with execution in this profile, serves it on 127.0.0.1, drives headless Chromium;
+    # screenshots land in artifacts/site/).
+    case "$GSBOOK_PROFILE" in ci) CELL_TIMEOUT=120 ;; cpu) CELL_TIMEOUT=900 ;; *) CELL_TIMEOUT=1800 ;; esac
+    exec "$PY" -m pytest tests chapters --nbval-lax --nbval-cell-timeout="$CELL_TIMEOUT" "$@"
     ;;
   book)
     setup
     export GSBOOK_PROFILE=${GSBOOK_PROFILE:-cpu}
-    exec "$PY" -m gsbook.site build
+    shift || true
+    # Fetches MathJax / require.js / the widget manager from npm (once, into _vendor/),
+    # executes every chapter, writes _build/html and prints where to open it.
+    exec "$PY" tools/build_book.py --profile "$GSBOOK_PROFILE" "$@"
     ;;
   lab)
     setup

@@ -1,0 +1,132 @@
+"""Fixtures for the website test: build the book (ci profile), serve it, drive headless Chromium.
+
+* ``site_html`` builds the book once per session with ``tools/build_book.py --profile ci``
+  into a temporary folder (or uses ``GSBOOK_SITE_DIR``, an already built ``_build/html``).
+* ``browser`` launches Debian's Chromium through Playwright (``executable_path``; Playwright
+  never downloads a browser here). When Chromium is missing and we are root, it is installed
+  with apt-get, with a CJK font so that the Chinese screenshots are legible.
+* Every request that is not to the local server is blocked and recorded: the site must work
+  with no network, and ``external_requests`` lets a test say so.
+* Screenshots go to ``artifacts/site/`` (git-ignored), kept as CI artifacts.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import os
+import shutil
+import socketserver
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "artifacts" / "site"
+CHROMIUM_CANDIDATES = ["/usr/lib/chromium/chromium", "/usr/bin/chromium", "/usr/bin/chromium-browser"]
+APT_PACKAGES = ["chromium", "fonts-wqy-microhei"]
+
+
+def find_chromium() -> str | None:
+    for path in CHROMIUM_CANDIDATES:
+        if os.access(path, os.X_OK):
+            return path
+    return shutil.which("chromium")
+
+
+def ensure_chromium() -> str:
+    path = find_chromium()
+    have_font = Path("/usr/share/fonts/truetype/wqy").exists() or bool(list(Path("/usr/share/fonts").glob("**/*CJK*")))
+    if path and have_font:
+        return path
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *APT_PACKAGES], check=False, capture_output=True,
+                       env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
+        path = find_chromium()
+    if not path:
+        pytest.fail("headless Chromium is needed for the website test: apt-get install -y chromium")
+    return path
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+
+@pytest.fixture(scope="session")
+def site_html(tmp_path_factory) -> Path:
+    given = os.environ.get("GSBOOK_SITE_DIR")
+    if given:
+        html = Path(given)
+        assert (html / "index.html").is_file(), f"GSBOOK_SITE_DIR={given} holds no built site"
+        return html
+    out = tmp_path_factory.mktemp("book")
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "build_book.py"), "--profile", "ci",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        pytest.fail(f"the book did not build:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return out / "_build" / "html"
+
+
+@pytest.fixture(scope="session")
+def base_url(site_html):
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0),
+                                             functools.partial(_QuietHandler, directory=str(site_html)))
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="session")
+def external_requests() -> list[str]:
+    return []
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    try:
+        import playwright.sync_api as playwright
+    except ImportError:
+        pytest.fail("the website test needs playwright (pip install -e '.[dev]'); it drives Debian's chromium")
+    exe = ensure_chromium()
+    profile_dir = tmp_path_factory.mktemp("chromium-profile")
+    with playwright.sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile_dir), executable_path=exe, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"],
+            viewport={"width": 1280, "height": 900})
+        yield context
+        context.close()
+
+
+@pytest.fixture()
+def page(browser, base_url, external_requests):
+    pg = browser.new_page()
+
+    def route(r):
+        if r.request.url.startswith(base_url + "/") or r.request.url.startswith("data:"):
+            r.continue_()
+        else:
+            external_requests.append(r.request.url)
+            r.abort()
+
+    pg.route("**/*", route)
+    errors: list[str] = []
+    pg.on("pageerror", lambda exc: errors.append(str(exc)))
+    pg.js_errors = errors
+    yield pg
+    pg.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS

@@ -1,0 +1,184 @@
+"""The built website, in headless Chromium with no network: pages, maths, language toggle, figures.
+
+Run alone with ``pytest tests/site`` (builds the book in the ci profile first, ~3 minutes
+on 2 cores) or against a built site with ``GSBOOK_SITE_DIR=_build/html pytest tests/site``.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytestmark = [pytest.mark.site, pytest.mark.slow, pytest.mark.timeout(1500)]
+
+ROOT = Path(__file__).resolve().parents[2]
+CHAPTERS = [c["file"] for part in yaml.safe_load((ROOT / "_toc.yml").read_text())["parts"]
+            for c in part["chapters"] if c["file"].startswith("chapters/")]
+
+
+def visible(page, selector: str) -> list[bool]:
+    """For each element matching ``selector``: is it rendered (has a layout box)?"""
+    return page.eval_on_selector_all(selector, "els => els.map(e => e.getClientRects().length > 0)")
+
+
+def goto(page, url: str):
+    page.goto(url, wait_until="load")
+    # MathJax (deferred, so loaded by now on pages with maths) typesets after load: wait for it.
+    page.evaluate("""async () => {
+        if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
+    }""")
+
+
+def test_chapter_list_matches_the_essay():
+    assert len(CHAPTERS) == 8
+    assert [Path(c).name[:2] for c in CHAPTERS] == [f"{i:02d}" for i in range(8)]
+
+
+@pytest.mark.parametrize("doc", ["intro", "references", *CHAPTERS])
+def test_every_page_exists(base_url, doc):
+    with urllib.request.urlopen(f"{base_url}/{doc}.html") as r:
+        assert r.status == 200
+        body = r.read().decode("utf-8")
+    if doc.startswith("chapters/"):
+        number = int(Path(doc).name[:2])
+        assert re.search(rf"§{number}\b", body), f"{doc} has no §{number} heading"
+        assert 'class="lang-en' in body and 'class="lang-zh' in body, f"{doc} lacks one language"
+
+
+@pytest.mark.parametrize("doc", CHAPTERS)
+def test_maths_is_typeset_and_nothing_is_fetched_from_the_network(page, base_url, doc, external_requests):
+    goto(page, f"{base_url}/{doc}.html?lang=both")
+    text = page.eval_on_selector_all("main .lang-en, main .lang-zh", "els => els.map(e => e.innerText).join('\\n')")
+    assert "$$" not in text, f"raw display maths left on {doc}"
+    assert not re.search(r"(?<!\\)\$[^$\s][^$]*\$", text.replace("\\$", "")), f"raw inline maths on {doc}"
+    assert "\\(" not in text and "\\[" not in text, f"untypeset MathJax delimiters on {doc}"
+    n_math = page.eval_on_selector_all("main .math, main span.math", "e => e.length")
+    n_typeset = page.eval_on_selector_all("main mjx-container", "e => e.length")
+    assert n_typeset >= n_math, f"{doc}: {n_math} maths nodes but {n_typeset} typeset"
+    if doc.endswith(("00_setup", "01_sds", "04_trellis")):
+        assert n_typeset > 0, f"{doc} should show typeset maths"
+    assert not page.js_errors, page.js_errors
+    assert external_requests == [], f"the site tried to reach the network: {external_requests[:5]}"
+
+
+def test_offline_libraries_are_served_by_the_site(page, base_url):
+    loaded: list[str] = []
+    page.on("response", lambda r: loaded.append(r.url) if r.ok else None)
+    goto(page, f"{base_url}/chapters/01_sds.html")
+    names = [u.split("?")[0].rsplit("/", 2)[-2:] for u in loaded]
+    for lib in (["mathjax", "tex-mml-chtml.js"], ["requirejs", "require.js"], ["html-manager", "embed-amd.js"]):
+        assert lib in names, f"{'/'.join(lib)} was not loaded from the site"
+    assert all(u.startswith(base_url) or u.startswith("data:") for u in loaded)
+    # the widget manager really runs (require.js defined the AMD loader and embed-amd registered)
+    assert page.evaluate("typeof window.require === 'function' && typeof window.define === 'function'")
+
+
+def test_language_toggle_hides_and_shows_each_language(page, base_url, artifacts):
+    goto(page, f"{base_url}/chapters/00_setup.html")
+    assert page.locator(".gsbook-lang-toggle button").count() == 3
+
+    page.click(".gsbook-lang-toggle button[data-lang=en]")
+    assert all(visible(page, "main .lang-en")) and not any(visible(page, "main .lang-zh"))
+    page.screenshot(path=str(artifacts / "00_setup-en.png"), full_page=False)
+
+    page.click(".gsbook-lang-toggle button[data-lang=zh]")
+    assert all(visible(page, "main .lang-zh")) and not any(visible(page, "main .lang-en"))
+    page.screenshot(path=str(artifacts / "00_setup-zh.png"), full_page=False)
+
+    # the choice is remembered on the next page
+    goto(page, f"{base_url}/chapters/06_era.html")
+    assert page.evaluate("document.documentElement.getAttribute('data-gsbook-lang')") == "zh"
+    assert not any(visible(page, "main .lang-en")) and all(visible(page, "main .lang-zh"))
+
+    page.click(".gsbook-lang-toggle button[data-lang=both]")
+    goto(page, f"{base_url}/chapters/00_setup.html")
+    assert all(visible(page, "main .lang-en")) and all(visible(page, "main .lang-zh"))
+    page.screenshot(path=str(artifacts / "00_setup-both.png"), full_page=False)
+    page.screenshot(path=str(artifacts / "00_setup-both-full.png"), full_page=True)
+
+
+def test_static_sds_figure_controls_change_the_frame(page, base_url, artifacts):
+    goto(page, f"{base_url}/chapters/01_sds.html")
+    fig = page.locator(".gsbook-player[data-figure=sds_loop]")
+    assert fig.count() == 1, "the static SDS figure is missing (or the live widget was shown instead)"
+    fig.scroll_into_view_if_needed()
+    frames = int(fig.get_attribute("data-frames"))
+    assert frames > 51
+
+    def state():
+        return (int(fig.get_attribute("data-iteration")), fig.locator("img.gsbook-frame").get_attribute("src"),
+                fig.locator(".gsbook-readout").inner_text(), fig.locator("svg circle").first.get_attribute("cx"))
+
+    it0, src0, text0, cx0 = state()
+    assert it0 == 0 and text0.startswith("iter 0 · loss =")
+    fig.screenshot(path=str(artifacts / "01_sds-figure-iter0.png"))
+
+    fig.locator("[data-action=step]").click()
+    it1, src1, text1, cx1 = state()
+    assert it1 == 1 and src1 != src0 and text1.startswith("iter 1 ·") and cx1 != cx0
+
+    fig.locator("[data-action=run50]").click()
+    page.wait_for_function(f"() => document.querySelector('#{fig.get_attribute('id')}')"
+                           ".getAttribute('data-iteration') === '51'", timeout=20_000)
+    it51, src51, text51, _ = state()
+    loss = lambda s: float(s.rsplit("=", 1)[1])
+    assert it51 == 51 and src51 != src1 and loss(text51) < loss(text0)
+    fig.screenshot(path=str(artifacts / "01_sds-figure-iter51.png"))
+
+    fig.locator("[data-action=reset]").click()
+    assert state()[0] == 0 and state()[1] == src0
+    assert not page.js_errors, page.js_errors
+
+
+def test_era_timeline_filters_by_strategy(page, base_url, artifacts):
+    goto(page, f"{base_url}/chapters/06_era.html")
+    era = page.locator(".gsbook-era")
+    assert era.count() == 1
+    rows = era.locator("tbody tr")
+    total = rows.count()
+    assert total >= 13
+    n_opt = era.locator("tbody tr[data-strategy=optimisation]").count()
+    assert 0 < n_opt < total
+    era.scroll_into_view_if_needed()
+    era.screenshot(path=str(artifacts / "06_era-timeline.png"))
+
+    era.locator("input[value=optimisation]").uncheck()
+    assert not any(visible(page, ".gsbook-era tbody tr[data-strategy=optimisation]"))
+    assert not any(visible(page, ".gsbook-era svg g[data-strategy=optimisation]"))
+    assert sum(visible(page, ".gsbook-era tbody tr")) == total - n_opt
+    assert era.locator(".gsbook-era-count").inner_text() == f"{total - n_opt} / {total}"
+
+    era.locator("input[value=optimisation]").check()
+    assert sum(visible(page, ".gsbook-era tbody tr")) == total
+
+
+def test_embedded_widget_runs_without_a_kernel(page, base_url, artifacts):
+    """§1's noising figure is plain ipywidgets + jslink: the site's widget manager draws it
+    from the embedded state, and the slider changes the picture with no kernel."""
+    goto(page, f"{base_url}/chapters/01_sds.html")
+    fig = page.locator(".gsbook-noising")
+    fig.wait_for(timeout=30_000)
+    fig.scroll_into_view_if_needed()
+
+    def shown_src():
+        return page.evaluate("""() => [...document.querySelectorAll('.gsbook-noising img')]
+            .filter(e => e.getClientRects().length > 0).map(e => e.src)""")
+
+    before = shown_src()
+    assert len(before) == 1
+    handle = fig.locator(".noUi-handle, .widget-slider input").first
+    handle.focus()
+    for _ in range(3):
+        page.keyboard.press("ArrowRight")
+    page.wait_for_function("(b) => [...document.querySelectorAll('.gsbook-noising img')]"
+                           ".filter(e => e.getClientRects().length > 0).map(e => e.src)[0] !== b", arg=before[0],
+                           timeout=10_000)
+    after = shown_src()
+    assert len(after) == 1 and after != before
+    assert "t = 0.35" in fig.inner_text()
+    fig.screenshot(path=str(artifacts / "01_sds-noising-widget.png"))
+    assert not page.js_errors, page.js_errors

@@ -1,0 +1,99 @@
+"""Fetch the site's JavaScript (MathJax, require.js, the Jupyter widget manager) from npm.
+
+The built website must show maths and widgets with no network, so these libraries are
+served from the site itself. They are *not* committed to git: this script downloads the
+npm tarballs (``npm pack``, the registry's ordinary client) at build time, unpacks the
+few files the site needs into ``_vendor/`` (git-ignored; Sphinx copies it into the site's ``_static/``), and records versions in
+``_vendor/VERSIONS.json``. Running it again is a no-op when the files are there.
+
+    python tools/fetch_assets.py [--force]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+VENDOR = ROOT / "_vendor"
+
+# package spec -> list of (path inside the tarball's "package/" folder, destination under VENDOR)
+PACKAGES: dict[str, list[tuple[str, str]]] = {
+    "mathjax@3.2.2": [
+        ("es5/tex-mml-chtml.js", "mathjax/tex-mml-chtml.js"),
+        ("es5/output/chtml/fonts/woff-v2", "mathjax/output/chtml/fonts/woff-v2"),
+        ("es5/input/tex/extensions", "mathjax/input/tex/extensions"),
+        ("es5/a11y", "mathjax/a11y"),
+        ("es5/ui", "mathjax/ui"),
+        ("es5/sre", "mathjax/sre"),
+        ("LICENSE", "mathjax/LICENSE"),
+    ],
+    "requirejs@2.3.7": [
+        ("require.js", "requirejs/require.js"),
+    ],
+    "@jupyter-widgets/html-manager@1.0.15": [
+        # embed-amd.js plus the fonts and chunks it loads relative to itself
+        ("dist", "html-manager"),
+    ],
+}
+
+# What Sphinx/myst-nb point at (relative to the site's _static/); checked after fetching.
+REQUIRED = [
+    "mathjax/tex-mml-chtml.js",
+    "requirejs/require.js",
+    "html-manager/embed-amd.js",
+]
+
+
+def have_all() -> bool:
+    return all((VENDOR / p).is_file() for p in REQUIRED) and (VENDOR / "VERSIONS.json").is_file()
+
+
+def fetch(force: bool = False) -> Path:
+    if have_all() and not force:
+        print(f"[fetch_assets] up to date: {VENDOR}")
+        return VENDOR
+    npm = shutil.which("npm")
+    if npm is None:
+        sys.exit("[fetch_assets] npm is not installed; install Node.js (apt-get install -y npm).")
+    if VENDOR.exists():
+        shutil.rmtree(VENDOR)
+    VENDOR.mkdir(parents=True)
+    versions = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec, files in PACKAGES.items():
+            print(f"[fetch_assets] npm pack {spec}")
+            out = subprocess.run([npm, "pack", spec, "--silent"], cwd=tmp, check=True,
+                                 capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            unpack = Path(tmp) / (out + ".d")
+            with tarfile.open(Path(tmp) / out) as tar:
+                tar.extractall(unpack, filter="data")
+            pkg = unpack / "package"
+            versions[spec.rsplit("@", 1)[0]] = json.loads((pkg / "package.json").read_text())["version"]
+            for src, dst in files:
+                s, d = pkg / src, VENDOR / dst
+                d.parent.mkdir(parents=True, exist_ok=True)
+                if s.is_dir():
+                    shutil.copytree(s, d, ignore=shutil.ignore_patterns("*.map"))
+                elif s.is_file():
+                    shutil.copy2(s, d)
+                else:
+                    sys.exit(f"[fetch_assets] {spec} has no {src}")
+    (VENDOR / "VERSIONS.json").write_text(json.dumps(versions, indent=2) + "\n")
+    missing = [p for p in REQUIRED if not (VENDOR / p).is_file()]
+    if missing:
+        sys.exit(f"[fetch_assets] missing after fetch: {missing}")
+    print(f"[fetch_assets] fetched {versions} into {VENDOR}")
+    return VENDOR
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--force", action="store_true", help="download again")
+    fetch(ap.parse_args().force)
