@@ -2,7 +2,8 @@
 
 The built website must show maths and widgets with no network, so these libraries are
 served from the site itself. They are *not* committed to git: this script downloads the
-npm tarballs (``npm pack``, the registry's ordinary client) at build time, unpacks the
+npm tarballs at build time (``npm pack``, the registry's ordinary client; where Node.js
+is not installed, the same tarball straight from the registry over HTTPS), unpacks the
 few files the site needs into ``_vendor/`` (git-ignored; Sphinx copies it into the site's ``_static/``), and records versions in
 ``_vendor/VERSIONS.json``. Running it again is a no-op when the files are there.
 
@@ -55,22 +56,39 @@ def have_all() -> bool:
     return all((VENDOR / p).is_file() for p in REQUIRED) and (VENDOR / "VERSIONS.json").is_file()
 
 
+def download(spec: str, folder: Path, npm: str | None) -> str:
+    """Fetch one package tarball into ``folder``; return its file name."""
+    if npm is not None:
+        print(f"[fetch_assets] npm pack {spec}")
+        return subprocess.run([npm, "pack", spec, "--silent"], cwd=folder, check=True,
+                              capture_output=True, text=True).stdout.strip().splitlines()[-1]
+    # No Node.js: the registry serves the same tarball at a fixed address.
+    import urllib.request
+    name, version = spec.rsplit("@", 1)
+    filename = f"{name.split('/')[-1]}-{version}.tgz"
+    url = f"https://registry.npmjs.org/{name}/-/{filename}"
+    print(f"[fetch_assets] npm is not installed; downloading {url}")
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            (folder / filename).write_bytes(response.read())
+    except OSError as err:
+        sys.exit(f"[fetch_assets] could not download {url} ({err}); install Node.js (npm) "
+                 "or check the network")
+    return filename
+
+
 def fetch(force: bool = False) -> Path:
     if have_all() and not force:
         print(f"[fetch_assets] up to date: {VENDOR}")
         return VENDOR
     npm = shutil.which("npm")
-    if npm is None:
-        sys.exit("[fetch_assets] npm is not installed; install Node.js (apt-get install -y npm).")
     if VENDOR.exists():
         shutil.rmtree(VENDOR)
     VENDOR.mkdir(parents=True)
     versions = {}
     with tempfile.TemporaryDirectory() as tmp:
         for spec, files in PACKAGES.items():
-            print(f"[fetch_assets] npm pack {spec}")
-            out = subprocess.run([npm, "pack", spec, "--silent"], cwd=tmp, check=True,
-                                 capture_output=True, text=True).stdout.strip().splitlines()[-1]
+            out = download(spec, Path(tmp), npm)
             unpack = Path(tmp) / (out + ".d")
             with tarfile.open(Path(tmp) / out) as tar:
                 tar.extractall(unpack, filter="data")
