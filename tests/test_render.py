@@ -76,6 +76,7 @@ def test_fast_matches_dense_reference(background):
     dense, dense_alpha, _ = rasterize(means, quats, scales, opacities, colors, viewmats, Ks, 48, 40,
                                       backgrounds=bg, backend="dense")
     assert fast.shape == (3, 40, 48, 3) and fast_alpha.shape == (3, 40, 48, 1)
+    assert fast.is_contiguous() and fast_alpha.is_contiguous()
     assert fast_alpha.max() > 0.9, "the scene should cover some pixels fully"
     assert (fast - dense).abs().max() <= 2e-3
     assert (fast_alpha - dense_alpha).abs().max() <= 2e-3

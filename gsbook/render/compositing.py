@@ -146,94 +146,133 @@ def list_pairs(means2d: Tensor, conics: Tensor, opacities: Tensor, order: Tensor
     return Pairs(gaussian, pixel, start)
 
 
-def pixel_centres(pixel: Tensor, width: int, height: int, dtype: torch.dtype) -> Tensor:
-    """``[M, 2]`` (x + ½, y + ½) of flattened pixel indices ``[M]``, via one table lookup."""
-    ys, xs = torch.meshgrid(torch.arange(height, dtype=dtype, device=pixel.device) + 0.5,
-                            torch.arange(width, dtype=dtype, device=pixel.device) + 0.5, indexing="ij")
-    table = torch.stack([xs.reshape(-1), ys.reshape(-1)], dim=-1)
-    return table.index_select(0, pixel % (width * height))
+def pixel_centres(pixel: Tensor, width: int, height: int, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """``(x + ½, y + ½)``, each ``[M]``, of flattened pixel indices ``[M]``."""
+    local = pixel % (width * height)
+    row = torch.div(local, width, rounding_mode="floor")
+    return (local - row * width).to(dtype) + 0.5, row.to(dtype) + 0.5
 
 
-def _pair_geometry(gaussian: Tensor, xy: Tensor, geom: Tensor):
-    """Offsets and Gaussian exponent for each pair; ``geom [I·N, 6]`` = (x, y, a, b, c, o)."""
-    g = geom.index_select(0, gaussian)
-    dx, dy = xy[:, 0] - g[:, 0], xy[:, 1] - g[:, 1]
-    a, b, c, o = g[:, 2], g[:, 3], g[:, 4], g[:, 5]
+def pixel_chunks(pixel: Tensor, n_pixels: int, max_pairs: int) -> list[tuple[int, int]]:
+    """Split the pixel-sorted pairs into ranges of at most ``max_pairs`` (unless one pixel alone
+    has more) that never cut a pixel's run in two, so each range composites on its own."""
+    ends = torch.bincount(pixel, minlength=n_pixels).cumsum(0)           # pair index after each pixel
+    total = int(ends[-1]) if len(ends) else 0
+    chunks, first = [], 0
+    while first < total:
+        last = int(ends[max(int(torch.searchsorted(ends, first + max_pairs, right=True)) - 1, 0)])
+        if last <= first:                                                # one huge pixel
+            last = int(ends[int(torch.searchsorted(ends, first, right=True))])
+        chunks.append((first, last))
+        first = last
+    return chunks
+
+
+def _pair_geometry(geom: Tensor, g: Tensor, p: Tensor, width: int, height: int):
+    """Per-pair offsets and exponent. ``geom [6, I·N]`` holds rows (x, y, a, b, c, o); gathering
+    whole rows keeps every per-pair quantity a contiguous ``[m]`` vector."""
+    x, y, a, b, c, o = geom.index_select(1, g)
+    px, py = pixel_centres(p, width, height, geom.dtype)
+    dx, dy = px - x, py - y
     sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
     return dx, dy, a, b, c, o, sigma
 
 
 class CompositeFunction(torch.autograd.Function):
-    """Autograd wrapper: Gaussians' 2D footprints and colours → images, with a hand-written backward."""
+    """Autograd wrapper: Gaussians' 2D footprints and colours → images, with a hand-written backward.
+
+    Inputs are column-major — ``geom [6, I·N]`` and ``colors [D, I·N]`` — because gathering
+    rows of a transposed table gives contiguous per-pair vectors, which PyTorch's CPU
+    kernels process several times faster than strided columns. Pairs are handled in
+    chunks of whole pixels so that peak memory stays bounded however many pairs there are.
+    """
+
+    CHUNK = 1 << 21
 
     @staticmethod
     def forward(ctx, geom: Tensor, colors: Tensor, backgrounds: Tensor | None, pairs: Pairs,
                 n_images: int, width: int, height: int):
-        P = n_images * height * width
-        D = colors.shape[-1]
-        g, p, start = pairs
-        xy = pixel_centres(p, width, height, geom.dtype)
-        dx, dy, a, b, c, o, sigma = _pair_geometry(g, xy, geom)
-        raw = o * torch.exp(-sigma)
-        # Pairs listed by a hair's margin that fail the exact test count as α = 0.
-        alpha = torch.where(raw >= ALPHA_MIN, raw.clamp(max=ALPHA_MAX), torch.zeros_like(raw))
-        log1m = torch.log1p(-alpha).double()
-        log_t_after = segmented_cumsum(log1m, start)
-        keep = (log_t_after > LOG_T_MIN) & (alpha > 0)    # the pair that ends a pixel is left out
-        T = torch.exp(log_t_after - log1m).to(geom.dtype) * keep
-        weight = alpha * T
-        image = torch.zeros(P, D, dtype=colors.dtype, device=colors.device)
-        image.index_add_(0, p, weight[:, None] * colors.index_select(0, g))
+        P, D = n_images * height * width, colors.shape[0]
+        image = torch.zeros(D, P, dtype=colors.dtype, device=colors.device)
         log_t_final = torch.zeros(P, dtype=torch.float64, device=colors.device)
-        log_t_final.index_add_(0, p, log1m * keep)
+        # Only pairs that contribute are kept for the backward pass: in a dense scene most
+        # pixels are finished after a few layers, and everything behind has zero weight.
+        kept: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
+        for lo, hi in pixel_chunks(pairs.pixel, P, CompositeFunction.CHUNK):
+            g, p = pairs.gaussian[lo:hi], pairs.pixel[lo:hi]
+            *_, o, sigma = _pair_geometry(geom, g, p, width, height)
+            raw = o * torch.exp(-sigma)
+            # Pairs listed by a hair's margin that fail the exact test count as α = 0.
+            alpha = torch.where(raw >= ALPHA_MIN, raw.clamp(max=ALPHA_MAX), torch.zeros_like(raw))
+            log1m = torch.log1p(-alpha).double()
+            log_t_after = segmented_cumsum(log1m, pairs.start[lo:hi] - lo)
+            keep = ((log_t_after > LOG_T_MIN) & (alpha > 0)).nonzero()[:, 0]   # the pair that ends a pixel is out
+            g, p, alpha = g.index_select(0, keep), p.index_select(0, keep), alpha.index_select(0, keep)
+            log1m = log1m.index_select(0, keep)
+            T = torch.exp(log_t_after.index_select(0, keep) - log1m).to(geom.dtype)
+            image.index_add_(1, p, colors.index_select(1, g) * (alpha * T))
+            log_t_final.scatter_add_(0, p, log1m)
+            kept.append((g, p, alpha, T))
         t_final = torch.exp(log_t_final).to(colors.dtype)
         if backgrounds is not None:
-            image = image + t_final[:, None] * backgrounds.repeat_interleave(height * width, dim=0)
-        ctx.save_for_backward(geom, colors, backgrounds, g, p, start, xy, alpha, T, t_final, image)
+            image = image + t_final * backgrounds.T.repeat_interleave(height * width, dim=1)
+        g, p, alpha, T = (_cat([k[i] for k in kept], geom) for i in range(4))
+        ctx.save_for_backward(geom, colors, backgrounds, g.long(), p.long(), alpha, T, t_final, image)
         ctx.shape = (n_images, width, height)
         ctx.has_background = backgrounds is not None
-        return (image.reshape(n_images, height, width, D),
+        return (image.T.contiguous().reshape(n_images, height, width, D),
                 (1 - t_final).reshape(n_images, height, width, 1))
 
     @staticmethod
     def backward(ctx, grad_image: Tensor, grad_alpha: Tensor):
-        geom, colors, backgrounds, g, p, start, xy, alpha, T, t_final, image = ctx.saved_tensors
+        geom, colors, backgrounds, gaussian, pixel, alpha_all, T_all, t_final, image = ctx.saved_tensors
         n_images, width, height = ctx.shape
-        D = colors.shape[-1]
-        grad_image = grad_image.reshape(-1, D)
-        grad_alpha = grad_alpha.reshape(-1)
-        gC = grad_image.index_select(0, p)                                            # [M, D]
-        c_g = colors.index_select(0, g)
-        weight = alpha * T
-        grad_colors = torch.zeros_like(colors).index_add_(0, g, weight[:, None] * gC)
+        P, D = n_images * height * width, colors.shape[0]
+        grad_image = grad_image.reshape(-1, D).T.contiguous()                 # [D, P]
+        # Per pixel: gC·C (C includes the background) and gA·T_final, gathered per pair below.
+        total = (grad_image * image).sum(0).double()
+        alpha_term = grad_alpha.reshape(-1) * t_final
+        grad_geom = torch.zeros_like(geom)
+        grad_colors = torch.zeros_like(colors)
+        # The kept pairs of a pixel are a prefix of its run, so runs are still contiguous.
+        per_pixel = torch.bincount(pixel, minlength=P)
+        start = (per_pixel.cumsum(0) - per_pixel).index_select(0, pixel)
+        for lo, hi in pixel_chunks(pixel, P, CompositeFunction.CHUNK):
+            g, p = gaussian[lo:hi], pixel[lo:hi]
+            alpha, T = alpha_all[lo:hi], T_all[lo:hi]
+            gC = grad_image.index_select(1, p)                               # [D, m]
+            weight = alpha * T
+            grad_colors.index_add_(1, g, gC * weight)
 
-        # dL/dα_i = gC·(c_i T_i) − gC·S_i / (1 − α_i) + gA · T_final / (1 − α_i),
-        # where S_i = Σ_{j>i} w_j c_j + T_final·background is what lies behind pair i.
-        gc_dot = (gC * c_g).sum(-1)
-        total = (grad_image * image).sum(-1).index_select(0, p).double()
-        behind = total - segmented_cumsum((weight * gc_dot).double(), start)
-        kept = (T > 0).to(alpha.dtype)
-        one_minus = 1 - alpha
-        grad_a = kept * (T * gc_dot + ((grad_alpha * t_final).index_select(0, p) - behind.to(alpha.dtype)) / one_minus)
+            # dL/dα_i = gC·(c_i T_i) − gC·S_i / (1 − α_i) + gA · T_final / (1 − α_i),
+            # where S_i = Σ_{j>i} w_j c_j + T_final·background is what lies behind pair i.
+            gc_dot = (gC * colors.index_select(1, g)).sum(0)
+            behind = total.index_select(0, p) - segmented_cumsum((weight * gc_dot).double(), start[lo:hi] - lo)
+            grad_a = T * gc_dot + (alpha_term.index_select(0, p) - behind.to(alpha.dtype)) / (1 - alpha)
 
-        # Through α = min(0.999, o·e^{−σ}): zero where clamped.
-        dx, dy, a, b, c, o, sigma = _pair_geometry(g, xy, geom)
-        vis = torch.exp(-sigma)
-        grad_a = grad_a * (o * vis < ALPHA_MAX)
-        grad_sigma = -alpha * grad_a
-        grad_pair = torch.stack([
-            -grad_sigma * (a * dx + b * dy),      # ∂σ/∂x = −(a dx + b dy)
-            -grad_sigma * (b * dx + c * dy),      # ∂σ/∂y = −(b dx + c dy)
-            grad_sigma * 0.5 * dx * dx,
-            grad_sigma * dx * dy,
-            grad_sigma * 0.5 * dy * dy,
-            grad_a * vis,                         # ∂α/∂o
-        ], dim=-1)
-        grad_geom = torch.zeros_like(geom).index_add_(0, g, grad_pair)
+            # Through α = min(0.999, o·e^{−σ}): zero where clamped.
+            dx, dy, a, b, c, o, sigma = _pair_geometry(geom, g, p, width, height)
+            vis = torch.exp(-sigma)
+            grad_a = grad_a * (o * vis < ALPHA_MAX)
+            grad_sigma = -alpha * grad_a
+            for row, value in enumerate((
+                    -grad_sigma * (a * dx + b * dy),      # ∂σ/∂x = −(a dx + b dy)
+                    -grad_sigma * (b * dx + c * dy),      # ∂σ/∂y = −(b dx + c dy)
+                    grad_sigma * 0.5 * dx * dx,
+                    grad_sigma * dx * dy,
+                    grad_sigma * 0.5 * dy * dy,
+                    grad_a * vis)):                       # ∂α/∂o
+                grad_geom[row].scatter_add_(0, g, value)
         grad_bg = None
         if ctx.has_background and ctx.needs_input_grad[2]:
-            grad_bg = (grad_image * t_final[:, None]).reshape(n_images, -1, D).sum(1)
+            grad_bg = (grad_image * t_final).reshape(D, n_images, -1).sum(-1).T
         return grad_geom, grad_colors, grad_bg, None, None, None, None
+
+
+def _cat(parts: list[Tensor], like: Tensor) -> Tensor:
+    if not parts:
+        return like.new_zeros(0)
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 def composite(means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor, order: Tensor,
@@ -254,8 +293,9 @@ def composite(means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor
     I, N = opacities.shape
     pairs = list_pairs(means2d.detach(), conics.detach(), opacities.detach(), order, visible,
                        width, height)
-    geom = torch.cat([means2d, conics, opacities[..., None]], dim=-1).reshape(I * N, 6)
-    return CompositeFunction.apply(geom, colors.reshape(I * N, -1), backgrounds, pairs, I, width, height)
+    geom = torch.cat([means2d, conics, opacities[..., None]], dim=-1).reshape(I * N, 6).T.contiguous()
+    return CompositeFunction.apply(geom, colors.reshape(I * N, -1).T.contiguous(), backgrounds, pairs,
+                                   I, width, height)
 
 
 def depth_order(depths: Tensor) -> Tensor:
