@@ -201,7 +201,7 @@ def training_batch(rgb: Tensor, alpha: Tensor, generator: torch.Generator) -> Te
     return x
 
 
-def train(steps: int = 3000, batch: int = 64, lr: float = 2e-3, n_assets: int = 3000, seed: int = 0,
+def train(steps: int = 8000, batch: int = 64, lr: float = 2e-3, n_assets: int = 3000, seed: int = 0,
           progress: bool = True) -> tuple[Judge, dict]:
     """Train a judge from scratch on ShapeWorld; return it and a report for the model card."""
     from tqdm.auto import tqdm

@@ -43,7 +43,7 @@ def judge_recipe(args: argparse.Namespace) -> None:
     from . import judge as judge_module
 
     t0 = time.perf_counter()
-    model, report = judge_module.train(steps=args.steps or 3000, seed=args.seed)
+    model, report = judge_module.train(steps=args.steps or 8000, seed=args.seed)
     results = judge_module.evaluate(model, seed=args.seed)
     total = time.perf_counter() - t0
     rows = "\n".join(f"| {k} | {v.category:.1%} | {v.colour:.1%} | {v.part_colour:.1%} | {v.all:.1%} | {v.n} |"

@@ -98,3 +98,19 @@ def test_judge_rejects_bad_images():
         Judge()(torch.rand(2, 4, 8, 8))
     with pytest.raises(ValueError, match="NaN"):
         Judge()(torch.full((1, 3, 8, 8), float("nan")))
+
+
+def test_shipped_judge_reads_held_out_renders():
+    """The shipped judge still reads ShapeWorld: new assets, both backgrounds, 64² and 32²."""
+    from gsbook import judge as judge_module
+    from gsbook.world.dataset import DatasetConfig, ShapeWorldDataset
+
+    judge = judge_module.load()
+    ds = ShapeWorldDataset(DatasetConfig(n_assets=24, split="test", seed=4242), progress=False)
+    rgb, alpha, _ = judge_module.stack_views([ds])
+    captions = [r["caption"] for r in ds.records for _ in range(ds.config.views)]
+    for background in (1.0, 0.0):
+        images = judge_module.composite_background(rgb.float() / 255, alpha.float() / 255,
+                                                   torch.full((len(rgb), 3), background))
+        scores = judge_module.accuracy(judge, images, captions)
+        assert scores.category >= 0.95 and scores.colour >= 0.95, str(scores)
