@@ -292,6 +292,12 @@ class Gaussians:
     def detach(self) -> "Gaussians":
         return Gaussians(*(getattr(self, f.name).detach() for f in fields(self)))
 
+    def requires_grad_(self, flag: bool = True) -> "Gaussians":
+        """Make every raw parameter a leaf that collects gradients (in place); returns self."""
+        for f in fields(self):
+            getattr(self, f.name).requires_grad_(flag)
+        return self
+
     def to(self, *args, **kwargs) -> "Gaussians":
         return Gaussians(*(getattr(self, f.name).to(*args, **kwargs) for f in fields(self)))
 
