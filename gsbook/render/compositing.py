@@ -15,8 +15,11 @@ transmittances at once with a *segmented cumulative sum* of ``log(1 − α)``. M
 proportional to the number of pairs, never to pixels × Gaussians.
 
 The backward pass is written by hand (as in gsplat's CUDA kernel) instead of left to
-autograd: it recomputes cheap quantities and needs only one more segmented sum, for the
-colour that lies *behind* each pair. ``tests/test_render.py`` checks it with
+autograd: the forward pass keeps only the pairs that contribute (in a dense scene most
+pixels are opaque after a few layers), and the backward pass recomputes cheap quantities
+for those and needs only one more segmented sum, for the colour that lies *behind* each
+pair. Pairs are processed in chunks of whole pixels, which bounds peak memory.
+``tests/test_render.py`` checks it with
 ``torch.autograd.gradcheck`` and against the dense reference in :mod:`.dense`.
 """
 
