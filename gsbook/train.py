@@ -7,6 +7,7 @@ quality). Recipes are seeded: the same command on the same machine gives the sam
 
     python -m gsbook.train --list
     python -m gsbook.train judge [--steps 3000] [--out gsbook/weights]
+    python -m gsbook.train prior2d [--fresh]     # resumes from its checkpoints unless --fresh
 """
 
 from __future__ import annotations
@@ -80,8 +81,20 @@ Reproduce: `python -m gsbook.train judge` (seed {args.seed}).
     print(card)
 
 
+def prior2d_recipe(args: argparse.Namespace) -> None:
+    from .diffusion.training import TrainConfig, train
+
+    config = TrainConfig(seed=args.seed, **({"steps": args.steps} if args.steps else {}))
+    model, report = train(config, resume=not args.fresh)
+    # Imported after training so that the (long) run picks up the current evaluation code.
+    from .diffusion.evaluation import finish_prior2d_recipe
+
+    finish_prior2d_recipe(model, report, config, args.out, hardware())
+
+
 RECIPES: dict[str, Callable[[argparse.Namespace], None]] = {
     "judge": judge_recipe,
+    "prior2d": prior2d_recipe,
 }
 
 
@@ -93,6 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=None, help="override the recipe's step count")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="folder for the three files (default gsbook/weights)")
+    parser.add_argument("--fresh", action="store_true", help="ignore checkpoints of an earlier run and start over")
     args = parser.parse_args(argv)
     if args.list or not args.name:
         for name in RECIPES:

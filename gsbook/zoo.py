@@ -50,6 +50,7 @@ def register(name: str, build: Callable[[dict], nn.Module], summary: str) -> Non
 def _ensure_registered() -> None:
     # Importing these modules registers their models (kept lazy so `import gsbook.zoo` is cheap).
     from . import judge  # noqa: F401
+    from .diffusion import prior2d  # noqa: F401
 
 
 def names() -> list[str]:

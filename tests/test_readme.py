@@ -15,3 +15,6 @@ def test_readme_python_examples_run():
         scene = namespace.get("scene")
         if scene is not None:
             assert scene.means.grad is not None and scene.means.grad.abs().sum() > 0
+        image = namespace.get("image")
+        if image is not None:
+            assert image.shape == (64, 64, 3) and 0 <= float(image.min()) and float(image.max()) <= 1

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+import torch
 
 from gsbook.toy2d import ToySDS, target_image
 from widgets import era_timeline, sds_loop
@@ -112,3 +113,129 @@ def test_noising_figure_links_slider_and_pictures():
     stack = box.children[1]
     assert isinstance(stack, W.Stack) and len(stack.children) == 3 and slider.max == 2
     assert any(l.source == (slider, "value") and l.target == (stack, "selected_index") for l in box.links)
+
+
+# --- prior mode: the same figure with the book's text-to-image prior as the denoiser ---------
+
+PROMPT = "a red mushroom with a white stem"
+
+
+@pytest.fixture(scope="module")
+def tiny_prior():
+    """Random weights, a few thousand parameters: tests the plumbing, not the pictures."""
+    from gsbook.diffusion.prior2d import Prior2DConfig, TextToImagePrior
+    from gsbook.sds.book import BookPrior
+
+    torch.manual_seed(0)
+    return BookPrior(TextToImagePrior(Prior2DConfig(channels=(16, 16, 16), norm_groups=8)))
+
+
+@pytest.fixture(scope="module")
+def tiny_config():
+    from gsbook.sds.image2d import ImageSDSConfig
+
+    return ImageSDSConfig(steps=3, n_gaussians=8, resolution=16, batch=1)
+
+
+@pytest.fixture(scope="module")
+def prior_fig(tiny_prior, tiny_config):
+    return sds_loop.figure(n=5, steps=3, seed=1, denoiser="prior", prompt=PROMPT, prior=tiny_prior,
+                           config=tiny_config)
+
+
+def test_prior_figure_records_gradients_and_timesteps(prior_fig):
+    assert prior_fig.mode == "prior" and prior_fig.losses is None
+    assert len(prior_fig.grad_norms) == len(prior_fig.timesteps) == 3
+    assert all(g > 0 for g in prior_fig.grad_norms)
+    assert all(isinstance(t, int) and 0 <= t < 1000 for t in prior_fig.timesteps)
+    # n, steps and seed reach the run's config; the rest comes from the given config
+    c = prior_fig.loop.config
+    assert (c.n_gaussians, c.steps, c.seed, c.resolution, c.batch) == (5, 3, 1, 16, 1)
+    assert prior_fig.loop.iteration == 0 and len(prior_fig.record["centres"][0]) == 5
+    plain = prior_fig._repr_mimebundle_()["text/plain"]
+    assert PROMPT in plain and "4 precomputed frames" in plain and "|g|" in plain
+
+
+def test_prior_static_player_shows_prompt_frames_and_gradient_readouts(prior_fig):
+    page = prior_fig._repr_mimebundle_()["text/html"]
+    assert 'data-figure="sds_loop"' in page and 'data-denoiser="prior"' in page and 'data-frames="4"' in page
+    assert PROMPT in page and ">target<" not in page
+    assert "http://" not in page and "https://" not in page
+    data = json.loads(re.search(r'class="gsbook-data">(.*?)</script>', page, re.S).group(1))
+    assert len(data["frames"]) == len(data["centres"]) == len(data["readouts"]) == 4
+    assert "losses" not in data
+    assert data["readouts"][0] == "iter 0 · t = – · |g| = –"
+    for k, text in enumerate(data["readouts"][1:], start=1):
+        assert text.startswith(f"iter {k} · t = {prior_fig.timesteps[k - 1]} · |g| = ")
+        assert float(text.rsplit("=", 1)[1]) == pytest.approx(prior_fig.grad_norms[k - 1], rel=1e-3)
+    assert 'class="gsbook-readout">iter 0 · t = – · |g| = –<' in page
+    assert page.count("<circle") == 5
+
+
+def test_prior_side_panel_is_the_seeded_sample(tiny_prior, tiny_config):
+    from gsbook.sds.image2d import ImageSDS
+
+    a = sds_loop.prior_sample(tiny_prior, PROMPT, seed=3)
+    assert a.shape == (32, 32, 3) and 0 <= float(a.min()) and float(a.max()) <= 1
+    assert torch.equal(a, sds_loop.prior_sample(tiny_prior, PROMPT, seed=3))
+    view = sds_loop.PriorView(ImageSDS(tiny_prior, PROMPT, tiny_config), side=a)
+    assert view.side_image() is a and PROMPT in view.side_label
+    # a 32² sample beside a 16² render: drawn at the render's size, still one PNG
+    assert sds_loop._frame(view).startswith(b"\x89PNG")
+
+
+def test_prior_live_widget_steps_and_resets(tiny_prior, tiny_config):
+    import ipywidgets as W
+
+    from gsbook.sds.image2d import ImageSDS
+
+    run = ImageSDS(tiny_prior, PROMPT, tiny_config)
+    box = sds_loop.live(sds_loop.PriorView(run, side=torch.full((32, 32, 3), 0.5)))
+    buttons = {w.description: w for w in box.children[0].children if isinstance(w, W.Button)}
+    readout = next(w for w in box.children[0].children if isinstance(w, W.HTML))
+    image = box.children[1]
+    assert set(buttons) == {"step", "run 50", "reset"} and "iter 0 · t = – · |g| = –" in readout.value
+    first = image.value
+    buttons["step"].click()
+    assert run.iteration == 1 and "iter 1 · t = " in readout.value and "|g| = " in readout.value
+    assert f"t = {run.history[0]['t']} ·" in readout.value and image.value != first
+    buttons["reset"].click()
+    assert run.iteration == 0 and "iter 0 ·" in readout.value and image.value == first
+
+
+def test_prior_reset_gives_the_same_first_frame(tiny_prior, tiny_config):
+    from gsbook.sds.image2d import ImageSDS
+
+    run = ImageSDS(tiny_prior, PROMPT, tiny_config)
+    before = sds_loop.precompute(run, steps=2, progress=False)
+    run.reset()
+    after = sds_loop.precompute(run, steps=2, progress=False)
+    assert before["frames"] == after["frames"] and before["readouts"] == after["readouts"]
+    assert before["frames"][0] != before["frames"][-1]
+
+
+def test_figure_rejects_bad_denoiser_and_missing_prompt(tiny_prior, tiny_config):
+    with pytest.raises(ValueError, match=r"unknown denoiser 'sd'.*'l2', 'prior'"):
+        sds_loop.figure(denoiser="sd", steps=1)
+    for prompt in (None, ""):
+        with pytest.raises(ValueError, match="needs a prompt"):
+            sds_loop.figure(steps=1, denoiser="prior", prompt=prompt, prior=tiny_prior, config=tiny_config)
+    with pytest.raises(ValueError, match="only to denoiser='prior'"):
+        sds_loop.figure(width=16, height=16, steps=1, prompt=PROMPT)
+    with pytest.raises(ValueError, match="square"):
+        sds_loop.figure(width=16, height=24, steps=1, denoiser="prior", prompt=PROMPT, prior=tiny_prior,
+                        config=tiny_config)
+
+
+def test_l2_record_carries_readouts_and_old_keys(record):
+    assert record["mode"] == "l2" and record["target"] == record["side"] and record["side_label"] == "target"
+    assert record["readouts"] == [f"iter {i} · loss = {v:.5f}" for i, v in enumerate(record["losses"])]
+    # a record from before "readouts" existed still plays
+    old = {k: record[k] for k in ("frames", "centres", "losses", "target", "width", "height")}
+    assert "iter 0 · loss = " in sds_loop.static_html(old)
+
+
+def test_prior_figure_width_sets_the_resolution(tiny_prior, tiny_config):
+    fig = sds_loop.figure(width=12, n=3, steps=1, denoiser="prior", prompt=PROMPT, prior=tiny_prior,
+                          config=tiny_config)
+    assert fig.loop.config.resolution == 12 and (fig.record["width"], fig.record["height"]) == (12, 12)

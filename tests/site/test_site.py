@@ -103,7 +103,7 @@ def test_language_toggle_hides_and_shows_each_language(page, base_url, artifacts
 
 def test_static_sds_figure_controls_change_the_frame(page, base_url, artifacts):
     goto(page, f"{base_url}/chapters/01_sds.html")
-    fig = page.locator(".gsbook-player[data-figure=sds_loop]")
+    fig = page.locator(".gsbook-player[data-figure=sds_loop][data-denoiser=l2]")
     assert fig.count() == 1, "the static SDS figure is missing (or the live widget was shown instead)"
     fig.scroll_into_view_if_needed()
     frames = int(fig.get_attribute("data-frames"))
@@ -131,6 +131,23 @@ def test_static_sds_figure_controls_change_the_frame(page, base_url, artifacts):
 
     fig.locator("[data-action=reset]").click()
     assert state()[0] == 0 and state()[1] == src0
+    assert not page.js_errors, page.js_errors
+
+
+def test_static_sds_figure_with_the_real_prior(page, base_url, artifacts):
+    goto(page, f"{base_url}/chapters/01_sds.html")
+    fig = page.locator(".gsbook-player[data-figure=sds_loop][data-denoiser=prior]")
+    assert fig.count() == 1, "the real-prior SDS figure is missing"
+    fig.scroll_into_view_if_needed()
+    readout = fig.locator(".gsbook-readout")
+    src0 = fig.locator("img.gsbook-frame").get_attribute("src")
+    assert readout.inner_text().startswith("iter 0 ·")
+    fig.locator("[data-action=step]").click()
+    assert fig.get_attribute("data-iteration") == "1"
+    assert fig.locator("img.gsbook-frame").get_attribute("src") != src0
+    text = readout.inner_text()
+    assert text.startswith("iter 1 ·") and "|g| =" in text and "t =" in text
+    fig.screenshot(path=str(artifacts / "01_sds-prior-figure-iter1.png"))
     assert not page.js_errors, page.js_errors
 
 

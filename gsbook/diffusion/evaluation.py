@@ -1,0 +1,155 @@
+"""Measuring the 2D prior with the judge, and writing its model card (§1).
+
+The prior is asked for images of random captions and the independent judge
+(:mod:`gsbook.judge`) reads them back. Two caption sets are kept apart:
+
+* **seen pairs** — colour × category pairs of ShapeWorld's ``train`` split;
+* **held-out pairs** — the ``unseen`` split's pairs, which the prior never read: a
+  test of whether it composes "colour" and "shape" or only memorised combinations.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .prior2d import TextToImagePrior
+from .sampling import sample
+
+# One caption per category (the grid of the model card and of §1). Kept here, not imported
+# from `training`, so that a long training run picks up edits made while it trained.
+GRID_CAPTIONS = [
+    "a red ball", "a blue box", "a yellow can", "a green cone", "an orange ring", "a purple capsule",
+    "a pink pyramid", "a red mushroom with a white stem", "a white snowman with a black hat",
+    "a brown table with grey legs", "a blue chair with yellow legs", "a green lamp with a black base",
+    "a green tree with a brown trunk", "a yellow house with a red roof", "a grey dumbbell with a black handle",
+    "a white rocket with red fins",
+]
+
+__all__ = ["GRID_CAPTIONS", "random_captions", "PriorScores", "evaluate_prior", "finish_prior2d_recipe"]
+
+
+def random_captions(n: int, split: str = "train", seed: int = 0) -> list[str]:
+    """``n`` captions with (colour, category) drawn from ``split``'s pairs and a random part
+    colour (different from the main colour) where the category has a part."""
+    from ..world import CATEGORIES, COLOUR_NAMES, ObjectSpec, caption
+    from ..world.dataset import split_specs
+
+    pairs = split_specs(split)
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        colour, category = pairs[int(torch.randint(len(pairs), (1,), generator=g))]
+        part = None
+        if CATEGORIES[category].part:
+            others = [c for c in COLOUR_NAMES if c != colour]
+            part = others[int(torch.randint(len(others), (1,), generator=g))]
+        out.append(caption(ObjectSpec(category, colour, part)))
+    return out
+
+
+@dataclass
+class PriorScores:
+    guidance: float
+    sampler: str
+    steps: int
+    seen: object        # gsbook.judge.Scores
+    held_out: object
+
+    def row(self) -> str:
+        s, h = self.seen, self.held_out
+        return (f"| {self.sampler.upper()} {self.steps} | {self.guidance:g} | {s.category:.0%} | {s.colour:.0%} | "
+                f"{s.part_colour:.0%} | {h.category:.0%} | {h.colour:.0%} | {h.part_colour:.0%} |")
+
+
+def evaluate_prior(model: TextToImagePrior, judge=None, n: int = 100, guidances: tuple[float, ...] = (3.0,),
+                   steps: int = 100, sampler: str = "ddpm", seed: int = 0, progress: bool = False) -> list[PriorScores]:
+    """Judge ``n`` samples of seen-pair and ``n`` of held-out-pair captions at each guidance scale."""
+    from .. import judge as judge_module
+
+    judge = judge or judge_module.load()
+    seen, held = random_captions(n, "train", seed), random_captions(n, "unseen", seed)
+    results = []
+    for s in guidances:
+        scores = []
+        for captions in (seen, held):
+            images = sample(model, captions, steps=steps, guidance=s, sampler=sampler,
+                            generator=torch.Generator().manual_seed(seed), progress=progress)
+            scores.append(judge_module.accuracy(judge, images, captions))
+        results.append(PriorScores(s, sampler, steps, *scores))
+    return results
+
+
+def finish_prior2d_recipe(model: TextToImagePrior, report: dict, config, out: Path | None, hardware: str,
+                          guidances: tuple[float, ...] = (3.0, 5.0)) -> None:
+    """Measure the trained prior, then write its weights, config, model card and sample grid."""
+    import time
+
+    from .. import zoo
+    from .training import save_grid
+
+    t0 = time.perf_counter()
+    scores = evaluate_prior(model, guidances=guidances, progress=True)
+    # The deterministic sampler, for comparison (see gsbook.diffusion.sampling).
+    scores += evaluate_prior(model, guidances=(3.0,), steps=50, sampler="ddim", progress=True)
+    eval_time = time.perf_counter() - t0
+    folder = Path(out) if out is not None else zoo.WEIGHTS_DIR
+    grid = sample(model, GRID_CAPTIONS * 4, guidance=3.0, generator=torch.Generator().manual_seed(0))
+    # 4 rows of 16: the same 16 captions, four different starting noises.
+    save_grid(grid, folder / "prior2d_samples.png", nrow=16, scale=2)
+    rows = "\n".join(s.row() for s in scores)
+    m = config.model
+    total = report["wall_time_s"] + report["data_time_s"] + eval_time
+    loss_text = (f"ε-MSE weighted by min-SNR-{config.min_snr_gamma:g}" if config.min_snr_gamma
+                 else "unweighted ε-MSE (DDPM's L_simple)")
+    card = f"""# prior2d — ShapeWorld text-to-image diffusion prior (32²)
+
+The critic of §1's score distillation. An ε-prediction diffusion model on diffusers'
+`UNet2DConditionModel`, in pixel space at {m.image_size}² with {m.patch}×{m.patch} pixels folded into channels
+(the UNet's levels are {' → '.join(str(m.image_size // m.patch // 2 ** i) + '²' for i in range(len(m.channels)))},
+widths {'-'.join(map(str, m.channels))}; cross-attention to MiniLM token features at the coarser levels; the
+pooled caption vector added to the time embedding). Cosine noise schedule ({m.num_train_timesteps} steps).
+{model.num_parameters:,} parameters, stored as float16.
+
+## Data
+ShapeWorld `train` split: {config.n_assets} assets × {config.views} random views at {m.image_size}² (seed
+{config.data_seed}), {report['train_images']:,} images, {report['captions']} distinct captions. Each batch puts
+every render on a white or a black background (half and half) and mirrors half of them. The
+`unseen` split's colour × category pairs are never shown.
+
+## Training
+{report['steps']} steps, batch {report['batch']}, AdamW (lr {report['lr']}, warm-up {config.warmup}, cosine
+decay to {config.min_lr_ratio:g}×), {loss_text}, {config.caption_dropout:.0%}
+caption dropout (to `""`, the unconditional caption), EMA of the weights (warm-up, max decay
+{config.ema_max_decay}). Final training loss {report['final_loss']}.
+
+Wall time: {report['wall_time_s'] / 60:.1f} min of training, {report['data_time_s'] / 60:.1f} min of data, {eval_time / 60:.1f} min
+of evaluation; {total / 60:.1f} min in all, on {hardware}.
+
+Reproduce: `python -m gsbook.train prior2d` (seed {config.seed}; resumes from its
+checkpoints in `$GSBOOK_CACHE/checkpoints` unless `--fresh`).
+
+## Measured quality
+100 captions drawn from the seen pairs and 100 from the held-out pairs (a random part colour
+where the category has a part), one sample each (seed 0), read by the shipped judge
+(`gsbook/weights/judge.md`). DDPM is the ancestral sampler that `gsbook.diffusion.sample`
+uses by default; DDIM is deterministic and, with this prior, settles on grey backgrounds.
+
+| sampler, steps | guidance | seen: category | seen: colour | seen: part colour | held-out: category | held-out: colour | held-out: part colour |
+|---|---|---|---|---|---|---|---|
+{rows}
+
+![samples](prior2d_samples.png)
+
+`prior2d_samples.png`: the 16 captions of `gsbook.diffusion.evaluation.GRID_CAPTIONS` (one per
+category) in columns, four seeds in rows, DDPM 100 steps, guidance 3.
+"""
+    recipe = {**report, "eval_time_s": round(eval_time, 1), "total_time_s": round(total, 1), "hardware": hardware,
+              "quality": [{"guidance": s.guidance, "sampler": s.sampler, "steps": s.steps, "seen": vars(s.seen),
+                           "held_out": vars(s.held_out)} for s in scores],
+              "train_config": json.loads(json.dumps({k: v for k, v in vars(config).items() if k != "model"}))}
+    zoo.save("prior2d", model, m.to_dict(), recipe, card, folder=folder)
+    print(card)

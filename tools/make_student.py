@@ -1,0 +1,64 @@
+"""Write the student version of the chapters: solutions replaced by stubs.
+
+    python tools/make_student.py                 # every chapter → _build/student/
+    python tools/make_student.py chapters/01_sds.ipynb --out handout/
+
+Exercise cells keep their reference solution between nbgrader's markers::
+
+    ### BEGIN SOLUTION
+    ...
+    ### END SOLUTION
+
+nbgrader's own ``ClearSolutions`` preprocessor replaces each such region by
+``# YOUR CODE HERE`` / ``raise NotImplementedError()``; everything else (prose, self-check
+cells that call ``gsbook.exercises.check_*``) is kept. Teachers using nbgrader can instead
+put the chapters in a course's ``source/`` folder and run ``nbgrader generate_assignment``:
+the cells carry nbgrader metadata (solution cells, and graded check cells worth 1 point).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def student_version(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy of ``notebook`` with every solution region replaced by a stub and no outputs."""
+    from nbgrader.preprocessors import ClearSolutions
+
+    clear = ClearSolutions(enforce_metadata=False)
+    nb, _ = clear.preprocess(nbformat.from_dict(notebook), {})
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return nb
+
+
+def has_solutions(notebook: nbformat.NotebookNode) -> bool:
+    return any("### BEGIN SOLUTION" in cell.source for cell in notebook.cells)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: chapters/*.ipynb")
+    parser.add_argument("--out", type=Path, default=ROOT / "_build" / "student")
+    args = parser.parse_args(argv)
+    paths = args.notebooks or sorted((ROOT / "chapters").glob("*.ipynb"))
+    args.out.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        if not has_solutions(nb):
+            continue
+        target = args.out / path.name
+        nbformat.write(student_version(nb), target)
+        print(f"{path} → {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
