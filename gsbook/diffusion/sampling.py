@@ -10,7 +10,7 @@ The loop is a diffusers scheduler. The default is DDPM's ancestral sampler (Ho e
 2021) is deterministic given the starting noise. For this small prior the noise matters:
 its training images sit on white *or* black backgrounds, and a deterministic DDIM path
 from an early, uncertain prediction tends to settle between the two, on grey, where
-the judge reads far fewer samples right (measured in §1's model card notes).
+the judge reads far fewer samples right (the model card, `gsbook/weights/prior2d.md`, measures both).
 """
 
 from __future__ import annotations
