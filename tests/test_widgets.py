@@ -12,6 +12,15 @@ from gsbook.toy2d import ToySDS, target_image
 from widgets import era_timeline, sds_loop
 
 
+def live_controls(box):
+    """``(buttons by label, readout, image)`` of a :func:`sds_loop.live` widget."""
+    import ipywidgets as W
+
+    row = box.children[0].children
+    buttons = {w.description: w for w in row if isinstance(w, W.Button)}
+    return buttons, next(w for w in row if isinstance(w, W.HTML)), box.children[1]
+
+
 @pytest.fixture(scope="module")
 def record():
     return sds_loop.precompute(ToySDS(target_image(16, 16), n=6, seed=0), steps=4, progress=False)
@@ -82,13 +91,9 @@ def test_timeline_html_has_a_row_and_a_dot_per_entry():
 
 
 def test_live_widget_buttons_run_the_loop_in_python():
-    import ipywidgets as W
-
     loop = ToySDS(target_image(16, 16), n=4, seed=0)
     box = sds_loop.live(loop)
-    buttons = {w.description: w for w in box.children[0].children if isinstance(w, W.Button)}
-    readout = next(w for w in box.children[0].children if isinstance(w, W.HTML))
-    image = box.children[1]
+    buttons, readout, image = live_controls(box)
     assert set(buttons) == {"step", "run 50", "reset"} and "iter 0 ·" in readout.value
     first = image.value
     buttons["step"].click()
@@ -185,15 +190,11 @@ def test_prior_side_panel_is_the_seeded_sample(tiny_prior, tiny_config):
 
 
 def test_prior_live_widget_steps_and_resets(tiny_prior, tiny_config):
-    import ipywidgets as W
-
     from gsbook.sds.image2d import ImageSDS
 
     run = ImageSDS(tiny_prior, PROMPT, tiny_config)
     box = sds_loop.live(sds_loop.PriorView(run, side=torch.full((32, 32, 3), 0.5)))
-    buttons = {w.description: w for w in box.children[0].children if isinstance(w, W.Button)}
-    readout = next(w for w in box.children[0].children if isinstance(w, W.HTML))
-    image = box.children[1]
+    buttons, readout, image = live_controls(box)
     assert set(buttons) == {"step", "run 50", "reset"} and "iter 0 · t = – · |g| = –" in readout.value
     first = image.value
     buttons["step"].click()
