@@ -82,18 +82,27 @@ class TextEncoder:
 
     def __init__(self, device: str | torch.device = "cpu", cache_dir: Path | str | bool | None = None,
                  batch_size: int = 1024) -> None:
-        from transformers import AutoModel, AutoTokenizer
-        path = model_path()
-        # Load from the package's folder only: no hub lookups, HF_HUB_OFFLINE or not.
-        self.tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
-        self.model = AutoModel.from_pretrained(str(path), local_files_only=True).eval().to(device)
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.cache_dir = None if cache_dir is False else Path(cache_dir or _default_cache_dir())
         self._memory: dict[str, tuple[Tensor, Tensor]] = {}
-        # One tiny forward pass finishes loading: the weights are memory-mapped, and the first
-        # pass pays for reading them in and for setting up the matrix kernels (~5 s on a laptop).
-        self._run(["a red ball"])
+        self._tokenizer = self._model = None
+
+    # --- the network, loaded on first need: captions found in the cache need none --------
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+            # Load from the package's folder only: no hub lookups, HF_HUB_OFFLINE or not.
+            self._tokenizer = AutoTokenizer.from_pretrained(str(model_path()), local_files_only=True)
+        return self._tokenizer
+
+    @property
+    def model(self):
+        if self._model is None:
+            from transformers import AutoModel
+            self._model = AutoModel.from_pretrained(str(model_path()), local_files_only=True).eval().to(self.device)
+        return self._model
 
     # --- cache -------------------------------------------------------------------------
     def _file(self, caption: str) -> Path:

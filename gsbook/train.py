@@ -7,7 +7,10 @@ quality). Recipes are seeded: the same command on the same machine gives the sam
 
     python -m gsbook.train --list
     python -m gsbook.train judge [--steps 3000] [--out gsbook/weights]
-    python -m gsbook.train prior2d [--fresh]     # resumes from its checkpoints unless --fresh
+    python -m gsbook.train prior2d [--fresh]     # the shipped recipe: ~7 min on a GPU, ~5 h on 2 CPU cores
+    python -m gsbook.train prior2d --laptop      # the 90-minute CPU recipe (a weaker prior)
+
+The prior resumes from its checkpoints unless ``--fresh``.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ import torch
 from . import zoo
 
 
-def hardware() -> str:
-    """One line naming the machine a recipe ran on."""
-    if torch.cuda.is_available():
+def hardware(device: str = "cpu") -> str:
+    """One line naming the machine a recipe ran on (``device``: where it trained)."""
+    if str(device).startswith("cuda") and torch.cuda.is_available():
         return f"{torch.cuda.get_device_name(0)} (CUDA), torch {torch.__version__}"
     cpu = platform.processor() or platform.machine()
     try:
@@ -84,12 +87,20 @@ Reproduce: `python -m gsbook.train judge` (seed {args.seed}).
 def prior2d_recipe(args: argparse.Namespace) -> None:
     from .diffusion.training import TrainConfig, train
 
-    config = TrainConfig(seed=args.seed, **({"steps": args.steps} if args.steps else {}))
-    model, report = train(config, resume=not args.fresh)
+    overrides = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "n_assets": args.n_assets}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    config = (TrainConfig.laptop if args.laptop else TrainConfig)(seed=args.seed, **overrides)
+    if args.checkpoint_every:
+        config.checkpoint_every = args.checkpoint_every
+    device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    model, report = train(config, resume=not args.fresh, device=device, workers=args.workers)
+    report["hardware"] = hardware(device)
     # Imported after training so that the (long) run picks up the current evaluation code.
     from .diffusion.evaluation import finish_prior2d_recipe
 
-    finish_prior2d_recipe(model, report, config, args.out, hardware())
+    flags = ["--laptop"] * args.laptop + [f"--{k.replace('_', '-')} {v}" for k, v in overrides.items()]
+    command = " ".join(["python -m gsbook.train prior2d", *flags])
+    finish_prior2d_recipe(model, report, config, args.out, hardware(device), command=command)
 
 
 RECIPES: dict[str, Callable[[argparse.Namespace], None]] = {
@@ -107,6 +118,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="folder for the three files (default gsbook/weights)")
     parser.add_argument("--fresh", action="store_true", help="ignore checkpoints of an earlier run and start over")
+    parser.add_argument("--device", default="auto", help="where to train prior2d: cuda, cpu, or auto (default: "
+                        "cuda if there is one)")
+    parser.add_argument("--laptop", action="store_true", help="prior2d: the 90-minute recipe for 2 CPU cores")
+    parser.add_argument("--batch", type=int, default=None, help="override the batch size (prior2d)")
+    parser.add_argument("--lr", type=float, default=None, help="override the peak learning rate (prior2d)")
+    parser.add_argument("--n-assets", type=int, default=None, help="override the number of training assets (prior2d)")
+    parser.add_argument("--workers", type=int, default=None, help="processes that render the data (default ≤ 2)")
+    parser.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (prior2d)")
     args = parser.parse_args(argv)
     if args.list or not args.name:
         for name in RECIPES:

@@ -61,6 +61,9 @@ def test_cache_serves_repeated_captions_from_disk(encoder, monkeypatch):
     monkeypatch.setattr(again, "_run", lambda captions: pytest.fail(f"recomputed {captions}"))
     f = again.encode(["a purple cone"])
     assert torch.equal(f.pooled, encoder.encode(["a purple cone"]).pooled)
+    # Cached captions need neither the model nor its tokenizer (a machine without the
+    # MiniLM package can train on a carried cache).
+    assert again._model is None and again._tokenizer is None
 
 
 def test_missing_package_says_what_to_install(monkeypatch):

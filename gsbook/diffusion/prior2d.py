@@ -122,11 +122,16 @@ class TextToImagePrior(nn.Module):
         from diffusers import DDIMScheduler, DDPMScheduler
 
         common = dict(num_train_timesteps=self.config.num_train_timesteps, beta_schedule=self.config.beta_schedule,
-                      prediction_type="epsilon", clip_sample=True, clip_sample_range=1.0)
+                      prediction_type="epsilon")
         if kind == "ddpm":
-            return DDPMScheduler(**common)
+            return DDPMScheduler(**common, clip_sample=True, clip_sample_range=1.0)
         if kind == "ddim":
-            return DDIMScheduler(**common, timestep_spacing="trailing", set_alpha_to_one=True)
+            # No clipping of the predicted x0, and no step at t = 999. Near t = T the cosine schedule
+            # leaves ᾱ_t ≈ 1e-9, so x0 = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t multiplies the model's error by
+            # up to 2·10⁴; DDPM's fresh noise washes that out, DDIM's deterministic step keeps it.
+            # Clipping is worse: DDIM re-derives ε from the clipped x0, which there is ≈ x_t, so the
+            # model's prediction is thrown away (measured: 9% of categories right instead of 99%).
+            return DDIMScheduler(**common, clip_sample=False, timestep_spacing="leading", set_alpha_to_one=True)
         raise ValueError(f"unknown scheduler kind {kind!r}; choose 'ddpm' or 'ddim'")
 
     @property

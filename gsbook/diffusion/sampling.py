@@ -7,10 +7,10 @@ caption and with the empty caption, and extrapolates::
 
 The loop is a diffusers scheduler. The default is DDPM's ancestral sampler (Ho et al.
 2020), which adds fresh noise at every step; :class:`~diffusers.DDIMScheduler` (Song et al.
-2021) is deterministic given the starting noise. For this small prior the noise matters:
-its training images sit on white *or* black backgrounds, and a deterministic DDIM path
-from an early, uncertain prediction tends to settle between the two, on grey, where
-the judge reads far fewer samples right (the model card, `gsbook/weights/prior2d.md`, measures both).
+2021) is deterministic given the starting noise and needs fewer steps. How the prior
+configures each (clipping, the first timestep) is explained in
+:meth:`TextToImagePrior.make_scheduler`; the model card, `gsbook/weights/prior2d.md`,
+measures both.
 """
 
 from __future__ import annotations

@@ -27,6 +27,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -37,17 +38,19 @@ from .prior2d import EMPTY_CAPTION, Prior2DConfig, TextToImagePrior, caption_fea
 from .evaluation import GRID_CAPTIONS
 from .sampling import sample
 
-__all__ = ["TrainConfig", "TrainingData", "load_training_data", "training_batch", "diffusion_loss", "train",
+__all__ = ["TrainConfig", "LAPTOP_RECIPE", "TrainingData", "load_training_data", "training_batch", "diffusion_loss", "train",
            "save_grid"]
 
 
 
 @dataclass
 class TrainConfig:
-    """Everything :func:`train` needs; the defaults are the shipped recipe."""
+    """Everything :func:`train` needs; the defaults are the shipped recipe (about 7 min on one
+    H200 GPU, about 5 h on 2 CPU cores). :meth:`laptop` is the recipe that fits 90 minutes on
+    2 CPU cores, with a weaker result (both measured in ``gsbook/weights/prior2d.md``)."""
 
-    steps: int = 4500
-    batch: int = 64
+    steps: int = 6500
+    batch: int = 256
     lr: float = 6e-4
     warmup: int = 100
     min_lr_ratio: float = 0.1
@@ -57,11 +60,16 @@ class TrainConfig:
     min_snr_gamma: float | None = None
     ema_max_decay: float = 0.9995
     checkpoint_every: int = 300
-    n_assets: int = 8000
+    n_assets: int = 24000
     views: int = 8
     data_seed: int = 3000
     seed: int = 0
     model: Prior2DConfig = field(default_factory=Prior2DConfig)
+
+    @classmethod
+    def laptop(cls, **overrides) -> "TrainConfig":
+        """The ≤ 90-minute recipe for 2 CPU cores: a quarter of the batch, a third of the data."""
+        return cls(**{**LAPTOP_RECIPE, **overrides})
 
     def key(self) -> str:
         """Hash of every field except ``steps`` and ``checkpoint_every`` (a longer run of the same
@@ -69,6 +77,9 @@ class TrainConfig:
         d = asdict(self)
         d.pop("steps"), d.pop("checkpoint_every")
         return hashlib.sha256(json.dumps(d, sort_keys=True, default=list).encode()).hexdigest()[:10]
+
+
+LAPTOP_RECIPE = {"steps": 4500, "batch": 64, "n_assets": 8000}
 
 
 # ----------------------------------------------------------------------------- data
@@ -95,14 +106,21 @@ class TrainingData:
     def empty_index(self) -> int:
         return len(self.captions) - 1
 
+    def to(self, device: str | torch.device) -> "TrainingData":
+        """The images and caption features on ``device`` (``caption_index`` stays on the CPU,
+        beside the generator that draws from it)."""
+        return TrainingData(self.rgb.to(device), self.alpha.to(device), self.caption_index, self.captions,
+                            self.tokens.to(device), self.mask.to(device))
 
-def load_training_data(config: TrainConfig, progress: bool = True) -> TrainingData:
-    """Render (or read from the cache) the training views and encode their captions."""
+
+def load_training_data(config: TrainConfig, progress: bool = True, workers: int | None = None) -> TrainingData:
+    """Render (or read from the cache) the training views and encode their captions.
+    ``workers``: rendering processes (default: ShapeWorld's, at most 2)."""
     from ..world.dataset import DatasetConfig, ShapeWorldDataset
 
     size = config.model.image_size
     ds = ShapeWorldDataset(DatasetConfig(n_assets=config.n_assets, views=config.views, resolution=size,
-                                         split="train", seed=config.data_seed), progress=progress)
+                                         split="train", seed=config.data_seed), workers=workers, progress=progress)
     rgbs, alphas, names = [], [], []
     for i in range(len(ds)):
         item = ds[i]
@@ -120,16 +138,19 @@ def training_batch(data: TrainingData, batch: int, caption_dropout: float,
                    generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
     """``x0 [B, 3, S, S]`` in [-1, 1] (white or black background, maybe mirrored),
     ``tokens [B, L, 384]`` and ``mask [B, L]`` (captions dropped to ``""`` with probability
-    ``caption_dropout``)."""
+    ``caption_dropout``), on the device ``data`` lives on. The random draws come from the CPU
+    ``generator`` wherever the data is, so a run is the same on every device."""
+    device = data.rgb.device
     idx = torch.randint(0, len(data.rgb), (batch,), generator=generator)
-    rgb = data.rgb[idx].float() / 255
-    alpha = data.alpha[idx].float()[..., None] / 255
     background = (torch.rand(batch, generator=generator) < 0.5).float()[:, None, None, None]
-    image = rgb - (1 - alpha) * (1 - background)           # renders are on white: swap in the background
     flip = torch.rand(batch, generator=generator) < 0.5
-    image[flip] = image[flip].flip(2)
     rows = data.caption_index[idx].clone()
     rows[torch.rand(batch, generator=generator) < caption_dropout] = data.empty_index
+    idx, background, flip, rows = idx.to(device), background.to(device), flip.to(device), rows.to(device)
+    rgb = data.rgb[idx].float() / 255
+    alpha = data.alpha[idx].float()[..., None] / 255
+    image = rgb - (1 - alpha) * (1 - background)           # renders are on white: swap in the background
+    image = torch.where(flip[:, None, None, None], image.flip(2), image)
     return image.permute(0, 3, 1, 2) * 2 - 1, data.tokens[rows], data.mask[rows]
 
 
@@ -139,8 +160,8 @@ def diffusion_loss(model: TextToImagePrior, x0: Tensor, tokens: Tensor, mask: Te
     each sample's MSE is weighted by ``min(SNR_t, γ) / SNR_t``."""
     B = x0.shape[0]
     abar = model.alphas_cumprod
-    t = torch.randint(0, len(abar), (B,), generator=generator)
-    noise = torch.randn(x0.shape, generator=generator)
+    t = torch.randint(0, len(abar), (B,), generator=generator).to(x0.device)
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device)
     x_t = add_noise(x0, noise, t, abar)
     per_sample = (model(x_t, t, tokens, mask) - noise).square().mean((1, 2, 3))
     if min_snr_gamma:
@@ -193,13 +214,18 @@ def _save_checkpoint(folder: Path, step: int, elapsed: float, model, ema, opt) -
 
 
 def train(config: TrainConfig | None = None, folder: Path | str | None = None, resume: bool = True,
-          progress: bool = True, data: TrainingData | None = None) -> tuple[TextToImagePrior, dict]:
-    """Train the prior; return its EMA weights (eval mode) and a report for the model card.
+          progress: bool = True, data: TrainingData | None = None, device: str | torch.device = "cpu",
+          workers: int | None = None,
+          on_checkpoint: Callable[[int, TextToImagePrior], None] | None = None) -> tuple[TextToImagePrior, dict]:
+    """Train the prior; return its EMA weights (eval mode, on ``device``) and a report for the model card.
 
     Checkpoints and sample grids go to ``folder`` (default
     ``$GSBOOK_CACHE/checkpoints/prior2d-<hash>``); with ``resume`` the newest checkpoint
     there is picked up, and the run continues exactly where it stopped (batches are
-    drawn from a generator seeded by the step number).
+    drawn from a generator seeded by the step number). ``device`` is where the model and
+    the data live (``"cuda"`` on a GPU machine; the recipe is the same). ``workers``:
+    processes that render the data. ``on_checkpoint(step, ema_model)`` is called after
+    each checkpoint, e.g. to copy the weights somewhere safe.
     """
     from diffusers.training_utils import EMAModel
     from tqdm.auto import tqdm
@@ -208,16 +234,16 @@ def train(config: TrainConfig | None = None, folder: Path | str | None = None, r
     folder = Path(folder) if folder is not None else checkpoint_folder(config)
     torch.manual_seed(config.seed)
     t_data = time.perf_counter()
-    data = data or load_training_data(config, progress=progress)
+    data = (data or load_training_data(config, progress=progress, workers=workers)).to(device)
     t_data = time.perf_counter() - t_data
-    model = TextToImagePrior(config.model)
+    model = TextToImagePrior(config.model).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     ema = EMAModel(model.parameters(), decay=config.ema_max_decay, use_ema_warmup=True, power=3 / 4,
                    foreach=True)
     start, elapsed = 0, 0.0
     latest = folder / "latest.pt"
     if resume and latest.exists():
-        state = torch.load(latest, weights_only=True)
+        state = torch.load(latest, weights_only=True, map_location=device)
         model.load_state_dict(state["model"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
@@ -248,6 +274,8 @@ def train(config: TrainConfig | None = None, folder: Path | str | None = None, r
             ema_model = _ema_copy(model, ema)
             save_grid(sample(ema_model, GRID_CAPTIONS, steps=25, guidance=3.0,
                              generator=torch.Generator().manual_seed(0)), folder / f"samples-{done:05d}.png")
+            if on_checkpoint is not None:
+                on_checkpoint(done, ema_model)
             model.train()
     train_time = elapsed + time.perf_counter() - t0
     final = _ema_copy(model, ema)
@@ -260,7 +288,7 @@ def train(config: TrainConfig | None = None, folder: Path | str | None = None, r
 
 
 def _ema_copy(model: TextToImagePrior, ema) -> TextToImagePrior:
-    copy = TextToImagePrior(model.config)
+    copy = TextToImagePrior(model.config).to(next(model.parameters()).device)
     copy.load_state_dict(model.state_dict())
     ema.copy_to(copy.parameters())
     return copy.eval()
