@@ -84,6 +84,19 @@ Reproduce: `python -m gsbook.train judge` (seed {args.seed}).
     print(card)
 
 
+def prior2d_cpu_notice(config, device: str) -> str | None:
+    """A warning when a run about 4× the laptop recipe's images or more starts on a CPU."""
+    from .diffusion.training import LAPTOP_RECIPE
+
+    images = config.steps * config.batch
+    laptop = LAPTOP_RECIPE["steps"] * LAPTOP_RECIPE["batch"]
+    if str(device).startswith("cuda") or images < 4 * laptop:
+        return None
+    hours = images * 0.0112 / 3600           # measured on 2 EPYC cores: 2.87 s per step of 256 images
+    return (f"[gsbook] prior2d: {config.steps} steps of {config.batch} images on the CPU: roughly {hours:.0f} h "
+            f"on 2 cores (the shipped weights were trained on a GPU). For the 90-minute recipe, add --laptop.")
+
+
 def prior2d_recipe(args: argparse.Namespace) -> None:
     from .diffusion.training import TrainConfig, train
 
@@ -93,6 +106,9 @@ def prior2d_recipe(args: argparse.Namespace) -> None:
     if args.checkpoint_every:
         config.checkpoint_every = args.checkpoint_every
     device = args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    notice = prior2d_cpu_notice(config, device)
+    if notice:
+        print(notice, file=sys.stderr)
     model, report = train(config, resume=not args.fresh, device=device, workers=args.workers)
     report["hardware"] = hardware(device)
     # Imported after training so that the (long) run picks up the current evaluation code.

@@ -246,3 +246,12 @@ def test_shipped_prior_samples_what_the_caption_says(sampler):
     scores = judging.accuracy(judging.load(), images, captions)
     # With ᾱ_t ≈ 1e-9 at t = 999, a clipping DDIM that starts there read 1 of these 4 categories right.
     assert scores.category >= 0.75 and scores.colour >= 0.75, scores
+
+
+def test_a_long_cpu_run_warns_and_points_at_the_laptop_recipe():
+    from gsbook.train import prior2d_cpu_notice
+
+    notice = prior2d_cpu_notice(TrainConfig(), "cpu")
+    assert "--laptop" in notice and "roughly 5 h" in notice
+    assert prior2d_cpu_notice(TrainConfig(), "cuda") is None
+    assert prior2d_cpu_notice(TrainConfig.laptop(), "cpu") is None
