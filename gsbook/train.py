@@ -86,15 +86,14 @@ Reproduce: `python -m gsbook.train judge` (seed {args.seed}).
 
 def prior2d_cpu_notice(config, device: str) -> str | None:
     """A warning when a run about 4× the laptop recipe's images or more starts on a CPU."""
-    from .diffusion.training import LAPTOP_RECIPE
+    from .diffusion.training import LAPTOP_RECIPE, cpu_hours
 
-    images = config.steps * config.batch
-    laptop = LAPTOP_RECIPE["steps"] * LAPTOP_RECIPE["batch"]
-    if str(device).startswith("cuda") or images < 4 * laptop:
+    laptop_images = LAPTOP_RECIPE["steps"] * LAPTOP_RECIPE["batch"]
+    if str(device).startswith("cuda") or config.steps * config.batch < 4 * laptop_images:
         return None
-    hours = images * 0.0112 / 3600           # measured on 2 EPYC cores: 2.87 s per step of 256 images
-    return (f"[gsbook] prior2d: {config.steps} steps of {config.batch} images on the CPU: roughly {hours:.0f} h "
-            f"on 2 cores (the shipped weights were trained on a GPU). For the 90-minute recipe, add --laptop.")
+    return (f"[gsbook] prior2d: {config.steps} steps of {config.batch} images on the CPU: roughly "
+            f"{cpu_hours(config):.0f} h on 2 cores (the shipped weights were trained on a GPU). "
+            "For the 90-minute recipe, add --laptop.")
 
 
 def prior2d_recipe(args: argparse.Namespace) -> None:

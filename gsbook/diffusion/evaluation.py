@@ -92,7 +92,7 @@ LAPTOP_MEASURED = {"train_min": 59.8, "eval_min": 7.6,
 
 def laptop_note(config) -> str:
     """The card's paragraph on the CPU recipe (empty for a card of that recipe itself)."""
-    from .training import LAPTOP_RECIPE
+    from .training import LAPTOP_RECIPE, cpu_hours
 
     if all(getattr(config, k) == v for k, v in LAPTOP_RECIPE.items()):
         return ""
@@ -101,7 +101,7 @@ def laptop_note(config) -> str:
                       for g in ("guidance 3", "guidance 5") for s, h in [(m[g]["seen"], m[g]["held_out"])])
     return f"""
 ## Without a GPU
-The same command runs on a CPU, but this recipe needs about 5 hours on 2 cores.
+The same command runs on a CPU, but this recipe needs about {cpu_hours(config):.0f} hours on 2 cores.
 `python -m gsbook.train prior2d --laptop` is the recipe that fits 90 minutes there:
 {LAPTOP_RECIPE['steps']} steps at batch {LAPTOP_RECIPE['batch']} on {LAPTOP_RECIPE['n_assets']} assets, {m['train_min']} min of training on 2 AMD EPYC
 cores. Its prior is weaker; judged as below (DDPM, 100 steps; category / colour): {cells}.
