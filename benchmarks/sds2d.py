@@ -33,9 +33,9 @@ UNTUNED_PROMPTS = [
 
 
 def main(argv: list[str] | None = None) -> None:
-    from gsbook import judge as judging
-    from gsbook.sds.book import BookPrior
-    from gsbook.sds.image2d import ImageSDS, ImageSDSConfig
+    from gsbook.judge import Judge, accuracy
+    from gsbook.methods import ImageSDS, ImageSDSConfig
+    from gsbook.sds import BookPrior
     from gsbook.world import caption
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--save", default=None, help="PNG of the results")
     args = parser.parse_args(argv)
 
-    critic, judge = BookPrior(), judging.load()
+    critic, judge = BookPrior(), Judge.from_shipped()
     config = ImageSDSConfig(steps=args.steps, seed=args.seed)
     print(f"config: {config}\nthreads: {torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f}")
     images, rows = [], []
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append((prompt, caption(reading), wall, cpu))
         print(f"| {prompt} | {caption(reading)} | {wall:.1f} s | {cpu:.1f} CPU s | load {os.getloadavg()[0]:.2f} |",
               flush=True)
-    scores = judging.accuracy(judge, torch.stack(images), UNTUNED_PROMPTS)
+    scores = accuracy(judge, torch.stack(images), UNTUNED_PROMPTS)
     print(f"\njudge on the {len(UNTUNED_PROMPTS)} results: {scores}")
     print(f"slowest run: {max(r[2] for r in rows):.1f} s wall, {max(r[3] for r in rows):.1f} CPU s "
           f"({args.steps} steps)")

@@ -6,7 +6,7 @@
 import sys
 import time
 
-from gsbook.world.gallery import gallery_figure
+from gsbook.world import gallery_figure
 
 if __name__ == "__main__":
     out = sys.argv[1] if len(sys.argv) > 1 else "shapeworld_gallery.png"

@@ -11,8 +11,8 @@ instead of asserting it:
 * :func:`hard_rasterize_triangle` — a mesh's classic z-buffer coverage test, whose image is a
   step function of the vertex positions, so its gradient is zero almost everywhere.
 
-Rays follow the book's camera convention (:mod:`gsbook.cameras`): world→camera ``viewmats``
-in the OpenCV sense and pixel intrinsics ``Ks``.
+Rays come from :func:`gsbook.cameras.pixel_rays` (the book's one camera convention:
+world→camera ``viewmats`` in the OpenCV sense and pixel intrinsics ``Ks``).
 """
 
 from __future__ import annotations
@@ -23,26 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["camera_rays", "positional_encoding", "TinyNeRF", "VoxelGrid", "volume_render",
+__all__ = ["positional_encoding", "TinyNeRF", "VoxelGrid", "volume_render",
            "hard_rasterize_triangle"]
-
-
-def camera_rays(viewmats: Tensor, Ks: Tensor, width: int, height: int) -> tuple[Tensor, Tensor]:
-    """Ray origins and unit directions ``[C, H, W, 3]`` through pixel centres, in world space."""
-    if viewmats.ndim != 3 or viewmats.shape[-2:] != (4, 4) or Ks.shape != (viewmats.shape[0], 3, 3):
-        raise ValueError(f"viewmats must be [C, 4, 4] and Ks [C, 3, 3]; got {tuple(viewmats.shape)}, "
-                         f"{tuple(Ks.shape)}")
-    dtype, dev = viewmats.dtype, viewmats.device
-    v, u = torch.meshgrid(torch.arange(height, dtype=dtype, device=dev) + 0.5,
-                          torch.arange(width, dtype=dtype, device=dev) + 0.5, indexing="ij")
-    fx, fy, cx, cy = (Ks[:, 0, 0], Ks[:, 1, 1], Ks[:, 0, 2], Ks[:, 1, 2])
-    d_cam = torch.stack([(u[None] - cx[:, None, None]) / fx[:, None, None],
-                         (v[None] - cy[:, None, None]) / fy[:, None, None],
-                         torch.ones_like(u)[None].expand(len(Ks), -1, -1)], dim=-1)   # [C, H, W, 3]
-    R, t = viewmats[:, :3, :3], viewmats[:, :3, 3]
-    dirs = torch.einsum("cji,chwj->chwi", R, d_cam)          # R^T d
-    origins = -torch.einsum("cji,cj->ci", R, t)              # -R^T t
-    return origins[:, None, None, :].expand_as(dirs), F.normalize(dirs, dim=-1)
 
 
 def positional_encoding(x: Tensor, n_freqs: int) -> Tensor:

@@ -25,6 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .config import resolve_device
+
+__all__ = ["Cameras", "intrinsics_from_fov", "look_at", "orbit_position", "orbit", "four_views", "random_cameras",
+           "rays_from", "pixel_rays", "plucker_rays", "viewmat_to_opengl_c2w", "opengl_c2w_to_viewmat"]
+
 # OpenCV camera axes → OpenGL camera axes: flip y and z.
 _CV_TO_GL = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))
 
@@ -146,8 +151,8 @@ def _as_batch(*values) -> list[Tensor]:
 
 def orbit(elevation_deg: float | Sequence[float] | Tensor, azimuth_deg: float | Sequence[float] | Tensor,
           radius: float | Sequence[float] | Tensor = 2.5, fovy_deg: float = 49.1,
-          width: int = 128, height: int = 128) -> Cameras:
-    """Cameras on an orbit around the origin, looking at it.
+          width: int = 128, height: int = 128, device: str | torch.device | None = None) -> Cameras:
+    """Cameras on an orbit around the origin, looking at it, on ``device`` (default: the profile's).
 
     Each angle may be a scalar or a sequence; the batch size C is the longest length.
     Defaults (radius 2.5, fovy 49.1°) are DreamGaussian's.
@@ -157,46 +162,55 @@ def orbit(elevation_deg: float | Sequence[float] | Tensor, azimuth_deg: float | 
         raise ValueError("orbit radius must be positive")
     viewmats = look_at(orbit_position(el, az, r))
     K = intrinsics_from_fov(fovy_deg, width, height)
-    return Cameras(viewmats, K.expand(len(viewmats), 3, 3).clone(), width, height)
+    return Cameras(viewmats, K.expand(len(viewmats), 3, 3).clone(), width, height).to(resolve_device(device))
 
 
 def four_views(elevation_deg: float = 0.0, radius: float = 2.5, fovy_deg: float = 49.1,
-               width: int = 128, height: int = 128, azimuth_offset_deg: float = 0.0) -> Cameras:
+               width: int = 128, height: int = 128, azimuth_offset_deg: float = 0.0,
+               device: str | torch.device | None = None) -> Cameras:
     """LGM's four orthogonal views: azimuth 0°, 90°, 180°, 270° (front, right, back, left)."""
     az = torch.tensor([0.0, 90.0, 180.0, 270.0]) + azimuth_offset_deg
-    return orbit(elevation_deg, az, radius, fovy_deg, width, height)
+    return orbit(elevation_deg, az, radius, fovy_deg, width, height, device)
 
 
 def random_cameras(n: int, elevation_range: tuple[float, float] = (-30.0, 30.0),
                    azimuth_range: tuple[float, float] = (-180.0, 180.0),
                    radius_range: tuple[float, float] = (2.5, 2.5), fovy_deg: float = 49.1,
                    width: int = 128, height: int = 128,
-                   generator: torch.Generator | None = None) -> Cameras:
+                   generator: torch.Generator | None = None, device: str | torch.device | None = None) -> Cameras:
     """``n`` cameras with angles uniform in the given ranges (DreamGaussian's defaults:
-    elevation ±30°, full azimuth, radius 2.5, fovy 49.1°)."""
+    elevation ±30°, full azimuth, radius 2.5, fovy 49.1°). The angles are drawn on the CPU
+    with ``generator``, so a seed gives the same cameras on every device."""
     if n <= 0:
         raise ValueError(f"need at least one camera, got n={n}")
     u = torch.rand(3, n, generator=generator)
     el = elevation_range[0] + u[0] * (elevation_range[1] - elevation_range[0])
     az = azimuth_range[0] + u[1] * (azimuth_range[1] - azimuth_range[0])
     r = radius_range[0] + u[2] * (radius_range[1] - radius_range[0])
-    return orbit(el, az, r, fovy_deg, width, height)
+    return orbit(el, az, r, fovy_deg, width, height, device)
+
+
+def rays_from(viewmats: Tensor, Ks: Tensor, width: int, height: int) -> tuple[Tensor, Tensor]:
+    """Rays through pixel centres of cameras given as tensors: world-space origins and unit
+    directions, each ``[C, H, W, 3]``. ``viewmats [C, 4, 4]`` world→camera (OpenCV), ``Ks [C, 3, 3]``."""
+    if viewmats.ndim != 3 or viewmats.shape[-2:] != (4, 4) or Ks.shape != (viewmats.shape[0], 3, 3):
+        raise ValueError(f"viewmats must be [C, 4, 4] and Ks [C, 3, 3]; got {tuple(viewmats.shape)}, "
+                         f"{tuple(Ks.shape)}")
+    dtype, dev = viewmats.dtype, viewmats.device
+    v, u = torch.meshgrid(torch.arange(height, dtype=dtype, device=dev) + 0.5,
+                          torch.arange(width, dtype=dtype, device=dev) + 0.5, indexing="ij")
+    x = (u[None] - Ks[:, 0, 2, None, None]) / Ks[:, 0, 0, None, None]
+    y = (v[None] - Ks[:, 1, 2, None, None]) / Ks[:, 1, 1, None, None]
+    dirs_cam = torch.stack([x, y, torch.ones_like(x)], dim=-1)            # [C, H, W, 3]
+    R, t = viewmats[:, :3, :3], viewmats[:, :3, 3]
+    dirs = F.normalize(torch.einsum("cji,chwj->chwi", R, dirs_cam), dim=-1)  # Rᵀ d
+    origins = -torch.einsum("cji,cj->ci", R, t)                              # −Rᵀ t: the camera centre
+    return origins[:, None, None, :].expand_as(dirs), dirs
 
 
 def pixel_rays(cameras: Cameras) -> tuple[Tensor, Tensor]:
     """Per-pixel rays through pixel centres: origins and unit directions, each ``[C, H, W, 3]``."""
-    C, H, W = len(cameras), cameras.height, cameras.width
-    dtype = cameras.viewmats.dtype
-    v, u = torch.meshgrid(torch.arange(H, dtype=dtype) + 0.5, torch.arange(W, dtype=dtype) + 0.5,
-                          indexing="ij")
-    K = cameras.Ks
-    x = (u[None] - K[:, 0, 2, None, None]) / K[:, 0, 0, None, None]
-    y = (v[None] - K[:, 1, 2, None, None]) / K[:, 1, 1, None, None]
-    dirs_cam = torch.stack([x, y, torch.ones_like(x)], dim=-1)            # [C, H, W, 3]
-    R = cameras.viewmats[:, :3, :3]
-    dirs = F.normalize(torch.einsum("cji,chwj->chwi", R, dirs_cam), dim=-1)  # Rᵀ d
-    origins = cameras.centers[:, None, None, :].expand(C, H, W, 3)
-    return origins, dirs
+    return rays_from(cameras.viewmats, cameras.Ks, cameras.width, cameras.height)
 
 
 def plucker_rays(cameras: Cameras) -> Tensor:

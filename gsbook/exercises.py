@@ -21,6 +21,9 @@ from typing import Callable
 import torch
 from torch import Tensor
 
+from gsbook.diffusion import scheduler_alphas_cumprod
+from gsbook.sds import DreamGaussianAnneal, sds_weight
+
 __all__ = ["check_sds_gradient", "check_anneal"]
 
 
@@ -34,9 +37,6 @@ def _call(fn: Callable, *args):
 
 def check_sds_gradient(sds_gradient: Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]) -> None:
     """Check ``sds_gradient(eps_hat [B,C,H,W], eps [B,C,H,W], alphas_cumprod [T], t [B]) → g [B,C,H,W]``."""
-    from gsbook.sds.prior import scheduler_alphas_cumprod
-    from gsbook.sds.weighting import sds_weight
-
     abar = scheduler_alphas_cumprod()
     g = torch.Generator().manual_seed(0)
     cases = [(torch.tensor([500]), (1, 3, 8, 8)), (torch.tensor([20, 980]), (2, 4, 5, 5)),
@@ -61,8 +61,6 @@ def check_sds_gradient(sds_gradient: Callable[[Tensor, Tensor, Tensor, Tensor], 
 def check_anneal(anneal_timestep: Callable[[int, int], int]) -> None:
     """Check ``anneal_timestep(step, total_steps) → t`` against DreamGaussian's anneal
     (``T = 1000``, ``t_range = (0.02, 0.98)``)."""
-    from gsbook.sds.schedules import DreamGaussianAnneal
-
     for total in (10, 100, 500):
         reference = DreamGaussianAnneal(1000, total)
         for step in sorted({0, 1, total // 3, total // 2, total - 1, total, total + 5}):

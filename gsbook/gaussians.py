@@ -25,6 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .config import resolve_device
+
+__all__ = ["SH_C0", "check_tensor", "sh_degree_from_count", "rgb_to_sh0", "sh0_to_rgb", "quat_to_rotmat",
+           "rotmat_to_quat", "covariances", "eval_sh", "Gaussians", "knn_mean_distance", "from_points", "init_ball",
+           "from_mesh", "quats_from_normals", "Gaussians2D"]
+
 # The constant of the degree-0 real spherical harmonic, 1 / (2√π).
 SH_C0 = 0.28209479177387814
 SH_C1 = 0.4886025119029199
@@ -348,15 +354,18 @@ def from_points(points: Tensor, rgb: Tensor | None = None, opacity: float = 0.1,
 
 
 def init_ball(n: int = 5000, radius: float = 0.5, opacity: float = 0.1, rgb: float = 0.5,
-              sh_degree: int = 0, generator: torch.Generator | None = None) -> Gaussians:
+              sh_degree: int = 0, generator: torch.Generator | None = None,
+              device: str | torch.device | None = None) -> Gaussians:
     """DreamGaussian's initialisation: ``n`` points uniform in a ball of ``radius``, grey,
-    opacity 0.1, isotropic scales from the mean distance to the 3 nearest neighbours."""
+    opacity 0.1, isotropic scales from the mean distance to the 3 nearest neighbours; on
+    ``device`` (default: the profile's). The points are drawn on the CPU with ``generator``,
+    so a seed gives the same ball on every device."""
     if n < 4:
         raise ValueError(f"init_ball needs at least 4 points, got n={n}")
     direction = F.normalize(torch.randn(n, 3, generator=generator), dim=-1)
     r = radius * torch.rand(n, 1, generator=generator).pow(1 / 3)  # uniform in volume
-    points = direction * r
-    return from_points(points, torch.full((n, 3), rgb), opacity=opacity, sh_degree=sh_degree)
+    points = (direction * r).to(resolve_device(device))
+    return from_points(points, torch.full((n, 3), rgb, device=points.device), opacity=opacity, sh_degree=sh_degree)
 
 
 def from_mesh(vertices: Tensor, faces: Tensor, n: int, rgb: Tensor | None = None,
@@ -450,15 +459,20 @@ class Gaussians2D:
 
     @classmethod
     def random(cls, n: int, width: int, height: int, channels: int = 3, scale: float | None = None,
-               opacity: float = 0.5, generator: torch.Generator | None = None) -> "Gaussians2D":
-        """``n`` random Gaussians spread over a ``width × height`` image."""
+               opacity: float = 0.5, generator: torch.Generator | None = None,
+               device: str | torch.device | None = None) -> "Gaussians2D":
+        """``n`` random Gaussians spread over a ``width × height`` image (drawn on the CPU with
+        ``generator``, then moved to ``device``, default the profile's)."""
         means = torch.rand(n, 2, generator=generator) * torch.tensor([width, height])
         s = scale if scale is not None else 0.5 * math.sqrt(width * height / n)
         log_scales = torch.full((n, 2), math.log(s)) + 0.2 * torch.randn(n, 2, generator=generator)
         rotations = torch.rand(n, generator=generator) * math.pi
         logits = torch.full((n,), math.log(opacity / (1 - opacity)))
         colors = torch.rand(n, channels, generator=generator)
-        return cls(means, log_scales, rotations, logits, colors)
+        return cls(means, log_scales, rotations, logits, colors).to(resolve_device(device))
+
+    def to(self, *args, **kwargs) -> "Gaussians2D":
+        return Gaussians2D(*(t.to(*args, **kwargs) for t in self.parameters()))
 
     def parameters(self) -> list[Tensor]:
         return [self.means, self.log_scales, self.rotations, self.opacity_logits, self.colors]

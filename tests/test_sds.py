@@ -7,8 +7,9 @@ import shutil
 import pytest
 import torch
 
-from gsbook.sds import (DreamGaussianAnneal, NarrowingSchedule, OraclePrior, PromptEmbeddings,
-                        UniformSchedule, classifier_free_guidance, ddim_step,
+from gsbook.diffusion import ddim_step, scheduler_alphas_cumprod
+from gsbook.sds import (CountingPrior, DreamGaussianAnneal, NarrowingSchedule, OraclePrior, PromptEmbeddings,
+                        UniformSchedule, classifier_free_guidance,
                         interval_score_matching, make_schedule, score_distillation, sds_weight,
                         timestep_range, view_dependent_prompts, view_direction)
 
@@ -33,25 +34,6 @@ def two_target_prior(shape=(3, 4, 4), seed=0):
     g = torch.Generator().manual_seed(seed)
     t_c, t_u = torch.rand(shape, generator=g), torch.rand(shape, generator=g)
     return OraclePrior({"a red ball": t_c}, uncond_target=t_u, alphas_cumprod=ABAR), t_c, t_u
-
-
-class CountingPrior:
-    """Wraps a prior and counts predict_noise calls and their batch sizes."""
-
-    def __init__(self, inner):
-        self.inner, self.calls = inner, []
-        self.alphas_cumprod, self.num_train_timesteps = inner.alphas_cumprod, inner.num_train_timesteps
-        self.image_size = inner.image_size
-
-    def encode_prompts(self, *a, **k):
-        return self.inner.encode_prompts(*a, **k)
-
-    def encode_images(self, rgb):
-        return self.inner.encode_images(rgb)
-
-    def predict_noise(self, x_t, t, emb):
-        self.calls.append(x_t.shape[0])
-        return self.inner.predict_noise(x_t, t, emb)
 
 
 # ---------------------------------------------------------------- SDS gradient, by hand
@@ -147,17 +129,17 @@ def test_cfg_combination_and_one_batched_call():
     t = torch.tensor([50, 500, 950])
     emb = PromptEmbeddings(torch.rand(3, 3, 4, 4, generator=g), torch.rand(3, 3, 4, 4, generator=g))
     out = classifier_free_guidance(counting, x_t, t, emb, guidance_scale=7.5)
-    assert counting.calls == [6]
+    assert counting.batches == [6]
     eps_u = prior.predict_noise(x_t, t, emb.uncond)
     eps_c = prior.predict_noise(x_t, t, emb.cond)
     torch.testing.assert_close(out.eps_uncond, eps_u)
     torch.testing.assert_close(out.eps_cond, eps_c)
     torch.testing.assert_close(out.eps, eps_u + 7.5 * (eps_c - eps_u))
 
-    counting.calls.clear()
+    counting.reset()
     score_distillation(counting, torch.rand(3, 4, 4, 3), prior.encode_prompts(["a red ball"]),
                        generator=g)
-    assert counting.calls == [6]                                 # SDS: one prior call per step
+    assert counting.batches == [6]                                 # SDS: one prior call per step
 
 
 def test_cfg_scale_one_is_conditional():
@@ -266,7 +248,8 @@ def test_ism_on_oracle_prior_matches_closed_form(delta_t, inv_steps):
     torch.testing.assert_close(out.grad, expected.expand_as(out.grad), rtol=1e-3, atol=1e-3)
     assert out.s.tolist() == [max(v - delta_t, 0) for v in t.tolist()]
     inv_calls = 0 if delta_t >= 800 else inv_steps
-    assert counting.calls == [2] * inv_calls + [2, 4]         # inversion, ε(x_s, s, ∅), one CFG call
+    assert counting.batches == [2] * inv_calls + [2, 4]       # inversion, ε(x_s, s, ∅), one CFG call
+    assert (counting.calls, counting.images) == (inv_calls + 2, 2 * inv_calls + 6)
     out.loss.backward()
     assert x.grad.shape == x.shape and torch.isfinite(x.grad).all()
 
@@ -340,8 +323,6 @@ def sd_prior(tiny_sd_folder):
 
 
 def test_scheduler_alphas_cumprod_is_stable_diffusions():
-    from gsbook.sds import scheduler_alphas_cumprod
-
     torch.testing.assert_close(scheduler_alphas_cumprod(), ABAR)
 
 
@@ -356,7 +337,7 @@ def test_stable_diffusion_sds_gradient_reaches_render_through_vae(sd_prior):
     counting = CountingPrior(sd_prior)
     out = score_distillation(counting, renders, emb, guidance_scale=7.5, t=torch.tensor([200, 800]),
                              generator=torch.Generator().manual_seed(1))
-    assert counting.calls == [4]
+    assert counting.batches == [4]
     assert out.x.shape == (2, 4, 8, 8) and out.x.requires_grad
     (g_x,) = torch.autograd.grad(out.loss, out.x, retain_graph=True)
     torch.testing.assert_close(g_x, out.grad)                   # ∂loss/∂latents = g exactly

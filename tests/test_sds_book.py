@@ -1,4 +1,4 @@
-"""The book's prior behind the SDS protocol (gsbook.sds.book) and the 2D SDS bench (gsbook.sds.image2d)."""
+"""The book's prior behind the SDS protocol (gsbook.sds.BookPrior) and the 2D SDS bench (gsbook.methods.sds2d)."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ import pytest
 import torch
 
 from gsbook.diffusion import Prior2DConfig, TextToImagePrior, caption_features
-from gsbook.sds import DiffusionPrior, interval_score_matching, score_distillation
-from gsbook.sds.book import BookPrior, pack_text, unpack_text
-from gsbook.sds.image2d import ImageSDS, ImageSDSConfig, distill_images
-from gsbook.world.captions import PromptError
+from gsbook.methods import ImageSDS, ImageSDSConfig, distill_images
+from gsbook.sds import BookPrior, DiffusionPrior, interval_score_matching, pack_text, score_distillation, unpack_text
+from gsbook.world import PromptError
 
 
 @pytest.fixture(scope="module")

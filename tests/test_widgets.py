@@ -8,7 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from gsbook.toy2d import ToySDS, target_image
+from gsbook.diffusion import Prior2DConfig, TextToImagePrior
+from gsbook.methods import ImageSDS, ImageSDSConfig
+from gsbook.sds import BookPrior, target_image
 from widgets import era_timeline, sds_loop
 
 
@@ -23,7 +25,7 @@ def live_controls(box):
 
 @pytest.fixture(scope="module")
 def record():
-    return sds_loop.precompute(ToySDS(target_image(16, 16), n=6, seed=0), steps=4, progress=False)
+    return sds_loop.precompute(*sds_loop.l2_loop(16, n=6, seed=0), steps=4, progress=False)
 
 
 def test_precompute_records_every_iteration(record):
@@ -46,8 +48,8 @@ def test_static_player_is_self_contained(record):
 
 
 def test_draw_frame_is_a_png(record):
-    loop = ToySDS(target_image(16, 16), n=3, seed=0)
-    png = sds_loop.draw_frame(loop.render().detach(), loop.centres(), loop.target)
+    loop, panel = sds_loop.l2_loop(16, n=3, seed=0)
+    png = sds_loop.draw_frame(loop.image(), loop.centres(), panel.side)
     assert png.startswith(b"\x89PNG")
 
 
@@ -56,9 +58,10 @@ def test_figure_bundle_carries_live_widget_and_static_player():
     bundle = fig._repr_mimebundle_()
     assert "text/html" in bundle and "gsbook-player" in bundle["text/html"]
     assert "text/plain" in bundle
-    assert len(fig.losses) == 4
+    assert len(fig.losses) == 4 and fig.losses[-1] < fig.losses[0]
     # the live loop starts from iteration 0 even though frames were precomputed
-    assert fig.loop.iteration == 0
+    assert fig.loop.iteration == 0 and isinstance(fig.loop, ImageSDS)
+    assert fig.loop.mse(target_image(16, 16)) == pytest.approx(fig.losses[0])
 
 
 def test_era_entries_are_well_formed():
@@ -91,8 +94,8 @@ def test_timeline_html_has_a_row_and_a_dot_per_entry():
 
 
 def test_live_widget_buttons_run_the_loop_in_python():
-    loop = ToySDS(target_image(16, 16), n=4, seed=0)
-    box = sds_loop.live(loop)
+    loop, panel = sds_loop.l2_loop(16, n=4, seed=0)
+    box = sds_loop.live(loop, panel)
     buttons, readout, image = live_controls(box)
     assert set(buttons) == {"step", "run 50", "reset"} and "iter 0 ·" in readout.value
     first = image.value
@@ -109,7 +112,7 @@ def test_noising_figure_links_slider_and_pictures():
 
     from widgets import noising
 
-    ts = [0.1, 0.5, 0.9]
+    ts = [100, 500, 900]
     x = target_image(8, 8)
     imgs = noising.noised(x, ts)
     assert len(imgs) == 3 and (imgs[0] - (2 * x - 1)).abs().mean() < (imgs[2] - (2 * x - 1)).abs().mean()
@@ -128,17 +131,12 @@ PROMPT = "a red mushroom with a white stem"
 @pytest.fixture(scope="module")
 def tiny_prior():
     """Random weights, a few thousand parameters: tests the plumbing, not the pictures."""
-    from gsbook.diffusion.prior2d import Prior2DConfig, TextToImagePrior
-    from gsbook.sds.book import BookPrior
-
     torch.manual_seed(0)
     return BookPrior(TextToImagePrior(Prior2DConfig(channels=(16, 16, 16), norm_groups=8)))
 
 
 @pytest.fixture(scope="module")
 def tiny_config():
-    from gsbook.sds.image2d import ImageSDSConfig
-
     return ImageSDSConfig(steps=3, n_gaussians=8, resolution=16, batch=1)
 
 
@@ -177,23 +175,20 @@ def test_prior_static_player_shows_prompt_frames_and_gradient_readouts(prior_fig
     assert page.count("<circle") == 5
 
 
-def test_prior_side_panel_is_the_seeded_sample(tiny_prior, tiny_config):
-    from gsbook.sds.image2d import ImageSDS
-
+def test_prior_side_panel_is_the_seeded_sample(tiny_prior, tiny_config, prior_fig):
     a = sds_loop.prior_sample(tiny_prior, PROMPT, seed=3)
     assert a.shape == (32, 32, 3) and 0 <= float(a.min()) and float(a.max()) <= 1
     assert torch.equal(a, sds_loop.prior_sample(tiny_prior, PROMPT, seed=3))
-    view = sds_loop.PriorView(ImageSDS(tiny_prior, PROMPT, tiny_config), side=a)
-    assert view.side_image() is a and PROMPT in view.side_label
+    assert torch.equal(prior_fig.panel.side, sds_loop.prior_sample(tiny_prior, PROMPT, seed=1))
+    assert PROMPT in prior_fig.panel.label and prior_fig.panel.mode == "prior"
     # a 32² sample beside a 16² render: drawn at the render's size, still one PNG
-    assert sds_loop._frame(view).startswith(b"\x89PNG")
+    loop = ImageSDS(tiny_prior, PROMPT, tiny_config)
+    assert sds_loop.draw_frame(loop.image(), loop.centres(), a).startswith(b"\x89PNG")
 
 
 def test_prior_live_widget_steps_and_resets(tiny_prior, tiny_config):
-    from gsbook.sds.image2d import ImageSDS
-
     run = ImageSDS(tiny_prior, PROMPT, tiny_config)
-    box = sds_loop.live(sds_loop.PriorView(run, side=torch.full((32, 32, 3), 0.5)))
+    box = sds_loop.live(run, sds_loop.Panel(torch.full((32, 32, 3), 0.5), PROMPT))
     buttons, readout, image = live_controls(box)
     assert set(buttons) == {"step", "run 50", "reset"} and "iter 0 · t = – · |g| = –" in readout.value
     first = image.value
@@ -205,12 +200,11 @@ def test_prior_live_widget_steps_and_resets(tiny_prior, tiny_config):
 
 
 def test_prior_reset_gives_the_same_first_frame(tiny_prior, tiny_config):
-    from gsbook.sds.image2d import ImageSDS
-
     run = ImageSDS(tiny_prior, PROMPT, tiny_config)
-    before = sds_loop.precompute(run, steps=2, progress=False)
+    panel = sds_loop.Panel(torch.full((32, 32, 3), 0.5), PROMPT)
+    before = sds_loop.precompute(run, panel, steps=2, progress=False)
     run.reset()
-    after = sds_loop.precompute(run, steps=2, progress=False)
+    after = sds_loop.precompute(run, panel, steps=2, progress=False)
     assert before["frames"] == after["frames"] and before["readouts"] == after["readouts"]
     assert before["frames"][0] != before["frames"][-1]
 
@@ -226,14 +220,14 @@ def test_figure_rejects_bad_denoiser_and_missing_prompt(tiny_prior, tiny_config)
     with pytest.raises(ValueError, match="square"):
         sds_loop.figure(width=16, height=24, steps=1, denoiser="prior", prompt=PROMPT, prior=tiny_prior,
                         config=tiny_config)
+    with pytest.raises(ValueError, match="square"):
+        sds_loop.figure(width=16, height=24, steps=1)
 
 
-def test_l2_record_carries_readouts_and_old_keys(record):
-    assert record["mode"] == "l2" and record["target"] == record["side"] and record["side_label"] == "target"
+def test_l2_record_reads_out_the_loss_to_the_target(record):
+    assert record["mode"] == "l2" and record["side_label"] == "target"
     assert record["readouts"] == [f"iter {i} · loss = {v:.5f}" for i, v in enumerate(record["losses"])]
-    # a record from before "readouts" existed still plays
-    old = {k: record[k] for k in ("frames", "centres", "losses", "target", "width", "height")}
-    assert "iter 0 · loss = " in sds_loop.static_html(old)
+    assert "grad_norms" not in record
 
 
 def test_prior_figure_width_sets_the_resolution(tiny_prior, tiny_config):

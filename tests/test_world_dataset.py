@@ -128,3 +128,31 @@ def test_works_with_a_dataloader(small):
     data, _ = small
     batch = next(iter(torch.utils.data.DataLoader(data, batch_size=3)))
     assert batch["rgb"].shape == (3, 3, 16, 16, 3) and len(batch["caption"]) == 3
+
+
+def test_split_captions_respect_the_split():
+    from gsbook.world import held_out_pairs, parse, split_captions
+
+    held = held_out_pairs()
+    for split, inside in (("train", False), ("unseen", True)):
+        captions = split_captions(50, split, seed=3)
+        assert captions == split_captions(50, split, seed=3) and len(set(captions)) > 20
+        for c in captions:
+            spec = parse(c)
+            assert ((spec.colour, spec.category) in held) == inside
+
+
+def test_stacked_views_are_the_items_in_uint8(tmp_path):
+    from gsbook.world import DatasetConfig, ShapeWorldDataset, StackedViews
+
+    ds = ShapeWorldDataset(DatasetConfig(n_assets=5, views=2, resolution=16, shard_size=3), root=tmp_path,
+                           progress=False)
+    views = ds.stacked()
+    assert views.rgb.dtype == torch.uint8 and views.rgb.shape == (10, 16, 16, 3) and views.alpha.shape == (10, 16, 16)
+    assert views.asset.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]            # across two shards
+    item = ds[3]
+    assert torch.equal(views.rgb[6:8].float() / 255, item["rgb"]) and torch.equal(views.alpha[7].float() / 255,
+                                                                                  item["alpha"][1])
+    assert views.captions()[7] == item["caption"] and int(views.labels("category")[7]) == item["category"]
+    both = StackedViews.cat([views, views])
+    assert len(both) == 20 and both.captions()[17] == item["caption"] and both.asset[-1] == 9

@@ -1,4 +1,5 @@
-"""Shipped-model plumbing: save/load round trips, and clear errors for missing or corrupt files."""
+"""The weights store (gsbook.zoo): save/load round trips, clear errors for missing or corrupt files,
+and the judge's scores."""
 
 import json
 
@@ -14,14 +15,13 @@ from gsbook.world import CATEGORY_NAMES, COLOUR_NAMES, ObjectSpec
 def saved_judge(tmp_path):
     torch.manual_seed(0)
     model = Judge().eval()
-    zoo.save("judge", model, {"widths": [24, 48, 96, 192], "dropout": 0.2}, {"steps": 0}, "# card\n",
-             folder=tmp_path)
+    model.save_shipped({"steps": 0}, "# card\n", folder=tmp_path)
     return model, tmp_path
 
 
 def test_round_trip(saved_judge):
     model, folder = saved_judge
-    loaded = zoo.load("judge", folder=folder)
+    loaded = Judge.from_shipped("cpu", folder=folder)
     x = torch.rand(4, 3, 64, 64)
     with torch.no_grad():
         a, b = model(x), loaded(x)
@@ -29,14 +29,19 @@ def test_round_trip(saved_judge):
         assert torch.allclose(a[k], b[k], atol=2e-2, rtol=1e-2)
     config = json.loads((folder / "judge.json").read_text())
     assert config["parameters"] == sum(p.numel() for p in model.state_dict().values())
+    assert config["class"] == "gsbook.judge:Judge" and config["model"] == {"widths": [24, 48, 96, 192], "dropout": 0.2}
     assert (folder / "judge.md").read_text() == "# card\n"
+    # the same model by name alone: the JSON names the class, the zoo imports it by that string
+    by_name = zoo.load_model("judge", "cpu", folder=folder)
+    assert type(by_name) is Judge and zoo.model_names(folder) == ["judge"]
+    assert torch.equal(by_name.category.weight, loaded.category.weight)
 
 
 def test_missing_file_names_it_and_the_command(saved_judge):
     _, folder = saved_judge
     (folder / "judge.safetensors").unlink()
     with pytest.raises(zoo.WeightsError, match=r"judge\.safetensors is missing.*python -m gsbook\.train judge"):
-        zoo.load("judge", folder=folder)
+        Judge.from_shipped(folder=folder)
 
 
 def test_corrupt_file_is_caught(saved_judge):
@@ -46,7 +51,7 @@ def test_corrupt_file_is_caught(saved_judge):
     data[-10] ^= 0xFF                                    # one flipped byte in the weights
     path.write_bytes(bytes(data))
     with pytest.raises(zoo.WeightsError, match=r"judge\.safetensors is corrupt.*python -m gsbook\.train judge"):
-        zoo.load("judge", folder=folder)
+        Judge.from_shipped(folder=folder)
 
 
 def test_truncated_file_without_checksum_is_caught(saved_judge):
@@ -57,12 +62,29 @@ def test_truncated_file_without_checksum_is_caught(saved_judge):
     path = folder / "judge.safetensors"
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(zoo.WeightsError, match="cannot be read"):
-        zoo.load("judge", folder=folder)
+        Judge.from_shipped(folder=folder)
 
 
 def test_unknown_name_lists_the_zoo():
-    with pytest.raises(KeyError, match="the zoo has: .*judge"):
-        zoo.load("no-such-model")
+    with pytest.raises(KeyError, match="the zoo has: judge, prior2d"):
+        zoo.load_model("no-such-model")
+
+
+def test_a_config_that_does_not_fit_the_weights_names_the_file(saved_judge):
+    _, folder = saved_judge
+    config = json.loads((folder / "judge.json").read_text())
+    config["model"]["widths"] = [8, 16, 32, 64]
+    (folder / "judge.json").write_text(json.dumps(config))
+    with pytest.raises(zoo.WeightsError, match=r"judge\.safetensors does not fit the model in judge\.json"):
+        Judge.from_shipped(folder=folder)
+
+
+def test_shipped_files_keep_their_checksums():
+    """The weights in gsbook/weights/ are the ones their configs were written for."""
+    for name in zoo.model_names():
+        weights, config, card = zoo.weight_paths(name)
+        assert zoo.sha256(weights) == json.loads(config.read_text())["sha256"], name
+        assert card.exists(), name
 
 
 class FixedJudge(Judge):
@@ -102,15 +124,15 @@ def test_judge_rejects_bad_images():
 
 def test_shipped_judge_reads_held_out_renders():
     """The shipped judge still reads ShapeWorld: new assets, both backgrounds, 64² and 32²."""
-    from gsbook import judge as judge_module
-    from gsbook.world.dataset import DatasetConfig, ShapeWorldDataset
+    from gsbook.images import over_background
+    from gsbook.world import DatasetConfig, ShapeWorldDataset
 
-    judge = judge_module.load()
-    ds = ShapeWorldDataset(DatasetConfig(n_assets=24, split="test", seed=4242), progress=False)
-    rgb, alpha, _ = judge_module.stack_views([ds])
-    captions = [r["caption"] for r in ds.records for _ in range(ds.config.views)]
+    judge = Judge.from_shipped()
+    views = ShapeWorldDataset(DatasetConfig(n_assets=24, split="test", seed=4242), progress=False).stacked()
+    captions = views.captions()
+    assert len(captions) == len(views) == 24 * 8
     for background in (1.0, 0.0):
-        images = judge_module.composite_background(rgb.float() / 255, alpha.float() / 255,
-                                                   torch.full((len(rgb), 3), background))
-        scores = judge_module.accuracy(judge, images, captions)
+        images = over_background(views.rgb.float() / 255, views.alpha.float() / 255,
+                                 torch.full((len(views), 3), background))
+        scores = accuracy(judge, images, captions)
         assert scores.category >= 0.95 and scores.colour >= 0.95, str(scores)

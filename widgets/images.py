@@ -12,21 +12,9 @@ from typing import Sequence
 import torch
 from PIL import Image, ImageDraw
 
-__all__ = ["to_pil", "image_grid"]
+from gsbook.images import to_pil
 
-
-def to_pil(image: torch.Tensor, size: int | None = None) -> Image.Image:
-    """``[H, W, 3]`` or ``[3, H, W]`` in [0, 1] → PIL image, enlarged (nearest) to ``size`` wide."""
-    image = image.detach().float().cpu()
-    if image.dim() != 3:
-        raise ValueError(f"an image is [H, W, 3] or [3, H, W], got {list(image.shape)}")
-    if image.shape[0] == 3 and image.shape[-1] != 3:
-        image = image.permute(1, 2, 0)
-    arr = (image.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    pil = Image.fromarray(arr, mode="RGB")
-    if size is not None and size != pil.width:
-        pil = pil.resize((size, round(size * pil.height / pil.width)), Image.NEAREST)
-    return pil
+__all__ = ["image_grid"]
 
 
 def image_grid(images: Sequence[torch.Tensor] | torch.Tensor, labels: Sequence[str] | None = None,

@@ -1,17 +1,15 @@
 """Figure 1, "SDS gradient loop" (§1): 2D Gaussians pulled by score distillation.
 
-Two denoisers drive the same figure:
+One loop, :class:`gsbook.methods.ImageSDS`, with one of two critics:
 
-* ``"l2"`` — :class:`gsbook.toy2d.ToySDS`, the stand-in denoiser for one known target
-  image (SDS is then exactly an L2 pull toward it); the right-hand panel is that target
-  and the readout the loss;
-* ``"prior"`` — :class:`gsbook.sds.image2d.ImageSDS` with the book's trained text-to-image
-  prior and a prompt; the right-hand panel is what the prior draws for the prompt (one
-  sample) and the readout the timestep ``t`` and the gradient's size ``|g|`` (there is no
-  target, so there is no loss to show).
+* ``"l2"`` — :class:`gsbook.sds.OraclePrior`, the denoiser that knows one target image (the
+  essay's "L2 stand-in": SDS is then exactly an L2 pull toward it); the right-hand panel is
+  the target and the readout the loss (mean squared error to the target);
+* ``"prior"`` — the book's trained text-to-image prior (:class:`gsbook.sds.BookPrior`) and a
+  prompt; the right-hand panel is what the prior draws for the prompt (one sample) and the
+  readout the timestep ``t`` and the gradient's size ``|g|`` (there is no target, so no loss).
 
-A small view (:class:`L2View`, :class:`PriorView`) gives both loops one face — frame,
-centres, side panel, readout — and this module only draws it, twice over:
+This module only draws, twice over:
 
 * **live** (JupyterLab, a kernel runs): ipywidgets with Python callbacks — **step**,
   **run 50**, **reset**, the readout, the image with the Gaussians' centres drawn on it next
@@ -30,34 +28,74 @@ import html
 import io
 import json
 import uuid
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 from PIL import Image, ImageDraw
 from torch import Tensor
 
-from gsbook.sds.image2d import ImageSDS, ImageSDSConfig
-from gsbook.toy2d import ToySDS, target_image
+from gsbook.diffusion import sample
+from gsbook.images import png_bytes, to_pil
+from gsbook.methods import ImageSDS, ImageSDSConfig
+from gsbook.sds import BookPrior, OraclePrior, target_image
 
-__all__ = ["draw_frame", "precompute", "static_html", "live", "figure", "SDSLoopFigure",
-           "L2View", "PriorView", "prior_sample", "DENOISERS"]
+__all__ = ["Panel", "l2_loop", "prior_sample", "readout", "draw_frame", "precompute", "static_html", "live",
+           "figure", "SDSLoopFigure", "DENOISERS"]
 
 SCALE = 4  # screen pixels per image pixel
 DENOISERS = ("l2", "prior")
 
 
-def _to_pil(image: torch.Tensor, scale: int) -> Image.Image:
-    arr = (image.detach().clamp(0, 1) * 255).round().to(torch.uint8).numpy()
-    pil = Image.fromarray(arr, mode="RGB")
-    return pil.resize((pil.width * scale, pil.height * scale), Image.NEAREST)
+@dataclass
+class Panel:
+    """What the figure shows beside the loop: ``side [h, w, 3]`` titled ``label``; ``target`` is
+    the image the oracle knows (L2 mode, where the readout is the loss to it) or ``None``."""
+
+    side: Tensor
+    label: str
+    target: Tensor | None = None
+
+    @property
+    def mode(self) -> str:
+        return "l2" if self.target is not None else "prior"
 
 
-def draw_frame(image: torch.Tensor, centres: torch.Tensor, target: torch.Tensor, scale: int = SCALE,
-               label: str = "target") -> bytes:
+def l2_loop(size: int = 48, n: int = 32, steps: int = 100, seed: int = 0) -> tuple[ImageSDS, Panel]:
+    """The L2 stand-in: SDS on ``n`` Gaussians with the oracle that knows :func:`target_image`
+    (one noised copy per step, ``t`` uniform as in DreamFusion; guidance changes nothing when
+    there is one target)."""
+    target = target_image(size, size)
+    config = ImageSDSConfig(steps=steps, n_gaussians=n, resolution=size, batch=1, guidance_scale=1.0,
+                            schedule="uniform", seed=seed)
+    return ImageSDS(OraclePrior(target.permute(2, 0, 1)), "the target", config), Panel(target, "target", target)
+
+
+def prior_sample(prior: BookPrior, prompt: str, seed: int = 0, steps: int = 50, guidance: float = 3.0) -> Tensor:
+    """What ``prior`` draws for ``prompt``: one DDPM sample ``[S, S, 3]`` in [0, 1] (``S`` = 32
+    for the book's prior), seeded, so a figure shows the same picture every build."""
+    model = getattr(prior, "model", None)
+    if model is None:
+        raise TypeError(f"the prior panel samples prior.model (a TextToImagePrior); {type(prior).__name__} "
+                        "has none — use gsbook.sds.BookPrior")
+    generator = torch.Generator().manual_seed(seed)
+    return sample(model, [prompt], steps=steps, guidance=guidance, generator=generator)[0].permute(1, 2, 0)
+
+
+def readout(loop: ImageSDS, panel: Panel) -> str:
+    """The line under the buttons: the loss to the target (L2), or ``t`` and ``|g|`` of the last step."""
+    if panel.target is not None:
+        return f"iter {loop.iteration} · loss = {loop.mse(panel.target):.5f}"
+    if not loop.history:                      # no step yet: no t, no gradient
+        return "iter 0 · t = – · |g| = –"
+    last = loop.history[-1]
+    return f"iter {loop.iteration} · t = {last['t']} · |g| = {last['grad_norm']:.4g}"
+
+
+def draw_frame(image: Tensor, centres: Tensor, side: Tensor, scale: int = SCALE, label: str = "target") -> bytes:
     """PNG bytes: the render ``[H, W, 3]`` with the Gaussians' centres ``[N, 2]`` (dots) beside
-    ``target`` (any ``[h, w, 3]``: the target, or the prior's sample), titled ``label``."""
-    left = _to_pil(image, scale)
-    right = _to_pil(target, scale)
+    ``side`` (any ``[h, w, 3]``: the target, or the prior's sample), titled ``label``."""
+    left = to_pil(image, scale=scale)
+    right = to_pil(side, scale=scale)
     if right.size != left.size:      # the prior samples at its own size (32²): show it as large as the render
         right = right.resize(left.size, Image.NEAREST if right.width < left.width else Image.BOX)
     gap, top = 8, 16
@@ -75,168 +113,42 @@ def draw_frame(image: torch.Tensor, centres: torch.Tensor, target: torch.Tensor,
     return buf.getvalue()
 
 
-def png(image: torch.Tensor) -> bytes:
-    """PNG bytes of an ``[H, W, 3]`` image in [0, 1], at its own resolution."""
-    buf = io.BytesIO()
-    _to_pil(image, 1).save(buf, format="PNG", optimize=True)
-    return buf.getvalue()
+def _frame(loop: ImageSDS, panel: Panel) -> bytes:
+    return draw_frame(loop.image(), loop.centres(), panel.side, label=panel.label)
 
 
-# ---------------------------------------------------------------------------------------------
-# Views: one face for both loops (what the figure draws and reads out)
-# ---------------------------------------------------------------------------------------------
-
-class _LoopView:
-    """What both views pass straight through to their loop."""
-
-    loop: ToySDS | ImageSDS
-
-    @property
-    def iteration(self) -> int:
-        return self.loop.iteration
-
-    def step(self) -> None:
-        self.loop.step()
-
-    def reset(self) -> None:
-        self.loop.reset()
-
-
-class L2View(_LoopView):
-    """The figure's view of a :class:`~gsbook.toy2d.ToySDS` loop: side panel = the target,
-    readout = the loss."""
-
-    mode = "l2"
-    side_label = "target"
-
-    def __init__(self, loop: ToySDS) -> None:
-        self.loop = loop
-        self.width, self.height = loop.width, loop.height
-
-    @torch.no_grad()
-    def frame_image(self) -> Tensor:
-        """The current render ``[H, W, 3]`` (detached)."""
-        return self.loop.render().detach()
-
-    def centres(self) -> Tensor:
-        """Gaussian centres ``[N, 2]`` in pixels."""
-        return self.loop.centres()
-
-    def side_image(self) -> Tensor:
-        """The target ``[H, W, 3]``."""
-        return self.loop.target
-
-    def readout(self) -> str:
-        return f"iter {self.loop.iteration} · loss = {self.loop.loss_history[-1]:.5f}"
-
-    def series(self, steps: int) -> dict:
-        """Per-frame values of the last ``steps`` updates: ``losses`` (``steps + 1``, from the start)."""
-        return {"losses": list(self.loop.loss_history[len(self.loop.loss_history) - steps - 1:])}
-
-
-def prior_sample(prior, prompt: str, seed: int = 0, steps: int = 50, guidance: float = 3.0) -> Tensor:
-    """What ``prior`` draws for ``prompt``: one DDPM sample ``[S, S, 3]`` in [0, 1] (``S`` = 32
-    for the book's prior), seeded, so a figure shows the same picture every build."""
-    from gsbook.diffusion.sampling import sample
-
-    model = getattr(prior, "model", None)
-    if model is None:
-        raise TypeError(f"the prior panel samples prior.model (a TextToImagePrior); {type(prior).__name__} "
-                        "has none — use gsbook.sds.book.BookPrior")
-    generator = torch.Generator().manual_seed(seed)
-    return sample(model, [prompt], steps=steps, guidance=guidance, generator=generator)[0].permute(1, 2, 0)
-
-
-class PriorView(_LoopView):
-    """The figure's view of an :class:`~gsbook.sds.image2d.ImageSDS` run: side panel = what the
-    prior draws for the prompt, readout = ``t`` and ``|g|`` of the last step.
-
-    Args:
-        loop: the run (its prior must have a ``.model`` to sample from unless ``side`` is given).
-        side: the side panel ``[S, S, 3]``; default: :func:`prior_sample` with the run's seed
-            (pass it to share one sample between the live and the precomputed loop).
-    """
-
-    mode = "prior"
-
-    def __init__(self, loop: ImageSDS, side: Tensor | None = None) -> None:
-        self.loop = loop
-        self.width = self.height = loop.config.resolution
-        self.side = prior_sample(loop.prior, loop.prompt, loop.config.seed) if side is None else side
-        self.side_label = f'"{loop.prompt}"'
-
-    def frame_image(self) -> Tensor:
-        """The current render ``[R, R, 3]`` in [0, 1] (detached)."""
-        return self.loop.image()
-
-    def centres(self) -> Tensor:
-        """Gaussian centres ``[N, 2]`` in pixels."""
-        return self.loop.gaussians.means.detach().clone()
-
-    def side_image(self) -> Tensor:
-        """The prior's sample for the prompt ``[S, S, 3]``."""
-        return self.side
-
-    def readout(self) -> str:
-        if not self.loop.history:                      # no step yet: no t, no gradient
-            return "iter 0 · t = – · |g| = –"
-        last = self.loop.history[-1]
-        return f"iter {self.loop.iteration} · t = {last['t']} · |g| = {last['grad_norm']:.4g}"
-
-    def series(self, steps: int) -> dict:
-        """Per-step values of the last ``steps`` updates (``steps`` each, frame 0 has none):
-        ``grad_norms`` and ``timesteps``."""
-        hist = self.loop.history[len(self.loop.history) - steps:] if steps else []
-        return {"grad_norms": [h["grad_norm"] for h in hist], "timesteps": [h["t"] for h in hist],
-                "prompt": self.loop.prompt}
-
-
-def _view(loop):
-    """A view of ``loop``: a :class:`ToySDS` or :class:`ImageSDS` is wrapped, a view passes through."""
-    if isinstance(loop, ToySDS):
-        return L2View(loop)
-    if isinstance(loop, ImageSDS):
-        return PriorView(loop)
-    if hasattr(loop, "frame_image"):
-        return loop
-    raise TypeError(f"expected a ToySDS, an ImageSDS or a view of one, got {type(loop).__name__}")
-
-
-def _frame(view) -> bytes:
-    with torch.no_grad():
-        return draw_frame(view.frame_image(), view.centres(), view.side_image(), label=view.side_label)
-
-
-def precompute(loop, steps: int, progress: bool = True) -> dict:
-    """Run ``loop`` (a :class:`ToySDS`, an :class:`ImageSDS` or a view) for ``steps`` updates
-    and record every iteration (``steps + 1`` entries).
+def precompute(loop: ImageSDS, panel: Panel, steps: int, progress: bool = True) -> dict:
+    """Run ``loop`` for ``steps`` updates and record every iteration (``steps + 1`` entries).
 
     Returns ``{"frames": [PNG bytes at image resolution], "centres": [[[x, y], ...]],
-    "readouts": [str], "side": PNG bytes, "side_label", "mode", "width", "height"}`` plus the
-    view's series: ``"losses"`` (``steps + 1``) and ``"target"`` (= ``side``) for L2;
-    ``"grad_norms"``, ``"timesteps"`` (``steps`` each) and ``"prompt"`` for the prior.
+    "readouts": [str], "side": PNG bytes, "side_label", "mode", "width", "height"}`` plus, in
+    L2 mode, ``"losses"`` (``steps + 1``) and, in prior mode, ``"grad_norms"``, ``"timesteps"``
+    (``steps`` each) and ``"prompt"``.
     """
-    view = _view(loop)
+    from tqdm.auto import tqdm
+
+    size = loop.config.resolution
+    rec = {"frames": [], "centres": [], "readouts": [], "side": png_bytes(panel.side), "side_label": panel.label,
+           "mode": panel.mode, "width": size, "height": size}
+    losses = []
 
     def snap():
-        rec["frames"].append(png(view.frame_image()))
-        rec["centres"].append([[round(x, 2), round(y, 2)] for x, y in view.centres().tolist()])
-        rec["readouts"].append(view.readout())
+        rec["frames"].append(png_bytes(loop.image()))
+        rec["centres"].append([[round(x, 2), round(y, 2)] for x, y in loop.centres().tolist()])
+        rec["readouts"].append(readout(loop, panel))
+        if panel.target is not None:
+            losses.append(loop.mse(panel.target))
 
-    side = png(view.side_image())
-    rec = {"frames": [], "centres": [], "readouts": [], "side": side, "side_label": view.side_label,
-           "mode": view.mode, "width": view.width, "height": view.height}
-    if view.mode == "l2":
-        rec["target"] = side                           # the record's key before the prior mode
+    start = len(loop.history)
     snap()
-    it = range(steps)
-    if progress:
-        from tqdm.auto import tqdm
-        it = tqdm(it, desc="precomputing the static figure", leave=False)
-    for _ in it:
-        view.step()
+    for _ in tqdm(range(steps), desc="precomputing the static figure", leave=False, disable=not progress):
+        loop.step()
         snap()
-    rec.update(view.series(steps))
+    if panel.target is not None:
+        rec["losses"] = losses
+    else:
+        hist = loop.history[start:]
+        rec.update(grad_norms=[h["grad_norm"] for h in hist], timesteps=[h["t"] for h in hist], prompt=loop.prompt)
     return rec
 
 
@@ -277,13 +189,6 @@ _PLAYER_JS = """
 """
 
 
-def _readouts(rec: dict) -> list[str]:
-    """The record's per-frame readouts; records made before ``"readouts"`` existed have losses."""
-    if "readouts" in rec:
-        return rec["readouts"]
-    return [f"iter {i} · loss = {v:.5f}" for i, v in enumerate(rec["losses"])]
-
-
 def static_html(rec: dict, caption: str = "", scale: int = SCALE) -> str:
     """A self-contained HTML player (no kernel, no network) for :func:`precompute`'s record.
 
@@ -291,7 +196,7 @@ def static_html(rec: dict, caption: str = "", scale: int = SCALE) -> str:
     dots moved by the script, so a hundred frames weigh a few hundred kilobytes. The
     readout shows each frame's precomputed text (loss, or ``t`` and ``|g|``).
     """
-    frames, centres, readouts = rec["frames"], rec["centres"], _readouts(rec)
+    frames, centres, readouts = rec["frames"], rec["centres"], rec["readouts"]
     losses = rec.get("losses")
     if not frames or not (len(frames) == len(readouts) == len(centres)) or (
             losses is not None and len(losses) != len(frames)):
@@ -307,8 +212,8 @@ def static_html(rec: dict, caption: str = "", scale: int = SCALE) -> str:
         data["losses"] = [round(v, 6) for v in losses]
     circles = "".join(f'<circle cx="{x}" cy="{y}" r="{3 / scale:.3f}" fill="#fff" stroke="#222" '
                       f'stroke-width="{1 / scale:.3f}"/>' for x, y in centres[0])
-    side = base64.b64encode(rec.get("side", rec.get("target"))).decode("ascii")
-    mode, label = rec.get("mode", "l2"), rec.get("side_label", "target")
+    side = base64.b64encode(rec["side"]).decode("ascii")
+    mode, label = rec["mode"], rec["side_label"]
     side_alt = "target image" if mode == "l2" else f"what the prior draws for {label}"
     pix = "image-rendering:pixelated;image-rendering:crisp-edges"
     # "</" inside the JSON would end the <script> early (a prompt or readout could hold one)
@@ -338,58 +243,55 @@ def static_html(rec: dict, caption: str = "", scale: int = SCALE) -> str:
 </div>"""
 
 
-def live(loop):
-    """The JupyterLab figure: ipywidgets whose buttons run ``loop`` (a :class:`ToySDS`, an
-    :class:`ImageSDS` or a view) in the kernel."""
+def live(loop: ImageSDS, panel: Panel):
+    """The JupyterLab figure: ipywidgets whose buttons run ``loop`` in the kernel."""
     import ipywidgets as W
 
-    view = _view(loop)
-    image = W.Image(value=_frame(view), format="png", layout=W.Layout(max_width="480px"))
-    readout = W.HTML()
+    image = W.Image(value=_frame(loop, panel), format="png", layout=W.Layout(max_width="480px"))
+    line = W.HTML()
     step, run50, reset = W.Button(description="step"), W.Button(description="run 50"), W.Button(description="reset")
 
     def refresh():
-        image.value = _frame(view)
-        readout.value = f"<code>{html.escape(view.readout())}</code>"
+        image.value = _frame(loop, panel)
+        line.value = f"<code>{html.escape(readout(loop, panel))}</code>"
 
     def on_step(_):
-        view.step()
+        loop.step()
         refresh()
 
     def on_run50(_):
         for k in range(50):
-            view.step()
+            loop.step()
             if k % 5 == 4:
                 refresh()
         refresh()
 
     def on_reset(_):
-        view.reset()          # same seed: the same start
+        loop.reset()          # same seed: the same start
         refresh()
 
     step.on_click(on_step)
     run50.on_click(on_run50)
     reset.on_click(on_reset)
     refresh()
-    return W.VBox([W.HBox([step, run50, reset, readout]), image])
+    return W.VBox([W.HBox([step, run50, reset, line]), image])
 
 
 class SDSLoopFigure:
     """Live widget in JupyterLab, static player on the website (one output, two renderings).
 
     Attributes:
-        loop: the live loop (:class:`ToySDS` or :class:`ImageSDS`, at iteration 0).
+        loop: the live loop (an :class:`ImageSDS` at iteration 0); ``panel``: its side panel.
         mode: ``"l2"`` or ``"prior"``.
         losses: per precomputed frame (L2 mode; ``None`` in prior mode).
         grad_norms, timesteps: per precomputed step, frame 0 has none (prior mode; ``None`` in L2).
     """
 
-    def __init__(self, loop, record: dict, caption: str = ""):
-        view = _view(loop)
-        self.loop, self.record, self.mode = view.loop, record, view.mode
+    def __init__(self, loop: ImageSDS, panel: Panel, record: dict, caption: str = ""):
+        self.loop, self.panel, self.record, self.mode = loop, panel, record, panel.mode
         self.losses = record.get("losses")
         self.grad_norms, self.timesteps = record.get("grad_norms"), record.get("timesteps")
-        self.widget = live(view)
+        self.widget = live(loop, panel)
         self.html = static_html(record, caption)
 
     def _summary(self) -> str:
@@ -409,42 +311,42 @@ class SDSLoopFigure:
 
 
 def figure(width: int | None = None, height: int | None = None, n: int = 32, steps: int = 100, seed: int = 0,
-           caption: str = "", denoiser: str = "l2", prompt: str | None = None, prior=None,
+           caption: str = "", denoiser: str = "l2", prompt: str | None = None, prior: BookPrior | None = None,
            config: ImageSDSConfig | None = None) -> SDSLoopFigure:
     """Build figure 1: a live loop (starts at iteration 0) plus ``steps`` precomputed frames.
 
     Args:
-        width, height: image size; L2 default 48×48. In prior mode the image is square: if
-            given they must be equal and set ``config.resolution``.
+        width, height: the (square) image's side; L2 default 48. If both are given they must
+            be equal; in prior mode the side sets ``config.resolution``.
         n, steps, seed: Gaussians, precomputed steps and seed (in prior mode they replace
             ``config``'s ``n_gaussians``, ``steps`` and ``seed``).
-        denoiser: ``"l2"`` (:class:`ToySDS` toward :func:`target_image`) or ``"prior"``
-            (:class:`ImageSDS` with ``prior`` and ``prompt``).
+        denoiser: ``"l2"`` (the oracle that knows :func:`~gsbook.sds.target_image`) or
+            ``"prior"`` (``prior`` and ``prompt``).
         prompt: the text prompt (prior mode only; required there).
-        prior: a :class:`~gsbook.sds.book.BookPrior` (default: the shipped weights).
-        config: the rest of the prior run's settings (default :class:`ImageSDSConfig`).
+        prior: a :class:`~gsbook.sds.BookPrior` (default: the shipped weights).
+        config: the rest of the prior run's settings (default :class:`~gsbook.methods.ImageSDSConfig`).
     """
     if denoiser not in DENOISERS:
         raise ValueError(f"unknown denoiser {denoiser!r}; choose one of {list(DENOISERS)}")
+    if width is not None and height is not None and width != height:
+        raise ValueError(f"the figure's image is square, got width={width}, height={height}")
+    side = width if width is not None else height
     if denoiser == "l2":
         if prompt is not None or prior is not None or config is not None:
             raise ValueError("prompt, prior and config apply only to denoiser='prior'")
-        target = target_image(width or 48, height or 48)
-        record = precompute(ToySDS(target, n=n, seed=seed), steps)
-        return SDSLoopFigure(ToySDS(target, n=n, seed=seed), record, caption)
+        loop, panel = l2_loop(side or 48, n, steps, seed)
+        record = precompute(loop, panel, steps)
+        loop.reset()          # the live loop starts where the precomputed one did
+        return SDSLoopFigure(loop, panel, record, caption)
 
     if not prompt:
         raise ValueError("denoiser='prior' needs a prompt, e.g. prompt='a red mushroom with a white stem'")
     config = replace(config or ImageSDSConfig(), steps=steps, n_gaussians=n, seed=seed)
-    if width is not None or height is not None:
-        side = width if height is None else height
-        if width is not None and width != side:
-            raise ValueError(f"the prior mode's image is square, got width={width}, height={height}")
+    if side is not None:
         config = replace(config, resolution=side)
-    if prior is None:
-        from gsbook.sds.book import BookPrior
-        prior = BookPrior()
-    # the live and the precomputed run start alike (same seed); one sample serves both
-    precomputed = PriorView(ImageSDS(prior, prompt, config))
-    record = precompute(precomputed, steps)
-    return SDSLoopFigure(PriorView(ImageSDS(prior, prompt, config), side=precomputed.side), record, caption)
+    prior = prior or BookPrior()
+    loop = ImageSDS(prior, prompt, config)
+    panel = Panel(prior_sample(prior, prompt, seed), f'"{prompt}"')
+    record = precompute(loop, panel, steps)
+    loop.reset()
+    return SDSLoopFigure(loop, panel, record, caption)

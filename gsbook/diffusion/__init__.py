@@ -1,18 +1,25 @@
-"""The book's own diffusion priors, on diffusers models and schedulers (§1 onwards).
+"""Diffusion models: the shared noise maths and the book's own priors, on diffusers (§1 onwards).
 
 ==============  ==========================================================================
 module          holds
 ==============  ==========================================================================
-``prior2d``     :class:`TextToImagePrior`: 32² text-to-image ε-prediction model (SDS critic)
-``sampling``    DDIM sampling with classifier-free guidance
-``training``    the training loop: data, loss, EMA, checkpoints and resume, sample grid
-``evaluation``  judging samples of seen and held-out captions; the model card
+``noise``       ``x_t = α_t x + σ_t ε``, x̂₀, DDIM steps, classifier-free guidance, timestep checks
+``prior2d``     :class:`TextToImagePrior`: 32² text-to-image ε-prediction model (SDS critic), its loss
+``sampling``    DDPM / DDIM sampling with classifier-free guidance
 ==============  ==========================================================================
+
+This is the generative-maths layer: it imports foundations and data, never ``sds`` (which
+builds score distillation on top of it). The recipes that train the priors live in
+:mod:`gsbook.recipes`.
 """
 
-from gsbook.diffusion.prior2d import (EMPTY_CAPTION, Prior2DConfig, TextToImagePrior, caption_features, load,
-                                      pooled_features)
+from gsbook.diffusion.noise import (add_noise, alpha_sigma, check_timesteps, ddim_step, guide, predicted_x0,
+                                    scheduler_alphas_cumprod)
+from gsbook.diffusion.prior2d import (EMPTY_CAPTION, Prior2DConfig, TextToImagePrior, caption_features,
+                                      diffusion_loss, pooled_features)
 from gsbook.diffusion.sampling import guided_noise, sample
 
-__all__ = ["EMPTY_CAPTION", "Prior2DConfig", "TextToImagePrior", "caption_features", "load", "pooled_features",
-           "guided_noise", "sample"]
+__all__ = ["add_noise", "alpha_sigma", "check_timesteps", "ddim_step", "guide", "predicted_x0",
+           "scheduler_alphas_cumprod",
+           "EMPTY_CAPTION", "Prior2DConfig", "TextToImagePrior", "caption_features", "diffusion_loss",
+           "pooled_features", "guided_noise", "sample"]

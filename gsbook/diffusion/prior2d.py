@@ -1,8 +1,9 @@
 """The book's 2D text-to-image prior: the critic that §1's score distillation listens to.
 
 A small ε-prediction diffusion model (DDPM, Ho et al. 2020) in *pixel space* at 32² that
-reads captions through MiniLM token features, trained by :mod:`gsbook.diffusion.training`
-on random views of ShapeWorld on white and black backgrounds.
+reads captions through MiniLM token features, trained by the recipe
+:mod:`gsbook.recipes.prior2d` (``python -m gsbook.train prior2d``) on random views of
+ShapeWorld on white and black backgrounds, and shipped: ``TextToImagePrior.from_shipped()``.
 
 Anatomy (every part is diffusers' or the text encoder's; the wiring is ours)::
 
@@ -38,10 +39,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .. import zoo
 from ..text import TEXT_DIM
+from ..zoo import ShippedModel
+from .noise import add_noise
 
-__all__ = ["Prior2DConfig", "TextToImagePrior", "caption_features", "load", "EMPTY_CAPTION"]
+__all__ = ["Prior2DConfig", "TextToImagePrior", "caption_features", "pooled_features", "diffusion_loss",
+           "EMPTY_CAPTION"]
 
 EMPTY_CAPTION = ""
 
@@ -93,11 +96,13 @@ def pooled_features(tokens: Tensor, mask: Tensor) -> Tensor:
     return F.normalize(mean, dim=-1)
 
 
-class TextToImagePrior(nn.Module):
+class TextToImagePrior(nn.Module, ShippedModel):
     """ε_φ(x_t, t, caption) for 32² RGB images scaled to [-1, 1].
 
     ``forward(x_t [B, 3, S, S], t [B] int, tokens [B, L, 384], mask [B, L]) → ε̂ [B, 3, S, S]``.
     """
+
+    shipped_name = "prior2d"
 
     def __init__(self, config: Prior2DConfig | None = None) -> None:
         super().__init__()
@@ -116,6 +121,13 @@ class TextToImagePrior(nn.Module):
             class_embed_type="projection", projection_class_embeddings_input_dim=config.text_dim,
         )
         self.register_buffer("alphas_cumprod", self.make_scheduler().alphas_cumprod.float(), persistent=False)
+
+    @classmethod
+    def from_config(cls, config: dict) -> "TextToImagePrior":
+        return cls(Prior2DConfig(**config))
+
+    def config_dict(self) -> dict:
+        return self.config.to_dict()
 
     def make_scheduler(self, kind: str = "ddpm"):
         """A fresh diffusers scheduler with this model's noise schedule: ``"ddpm"`` or ``"ddim"``."""
@@ -155,13 +167,19 @@ class TextToImagePrior(nn.Module):
         return F.pixel_shuffle(out, p)
 
 
-def build(config: dict) -> TextToImagePrior:
-    return TextToImagePrior(Prior2DConfig(**config))
-
-
-zoo.register("prior2d", build, "text-to-image diffusion prior at 32² (the SDS critic of §1)")
-
-
-def load(device: str | torch.device = "cpu") -> TextToImagePrior:
-    """The shipped prior (``gsbook/weights/prior2d.*``), in eval mode."""
-    return zoo.load("prior2d", device)
+def diffusion_loss(model: TextToImagePrior, x0: Tensor, tokens: Tensor, mask: Tensor, generator: torch.Generator,
+                   min_snr_gamma: float | None = None) -> Tensor:
+    """DDPM's training loss (L_simple): the ε-prediction MSE at uniform random timesteps, for
+    clean images ``x0 [B, 3, S, S]`` in [-1, 1] and their captions. With ``min_snr_gamma``
+    (Hang et al. 2023) each sample's MSE is weighted by ``min(SNR_t, γ) / SNR_t``. The draws
+    come from the CPU ``generator`` wherever ``x0`` lives, so a run is the same on every device."""
+    B = x0.shape[0]
+    abar = model.alphas_cumprod
+    t = torch.randint(0, len(abar), (B,), generator=generator).to(x0.device)
+    noise = torch.randn(x0.shape, generator=generator).to(x0.device)
+    x_t = add_noise(x0, noise, t, abar)
+    per_sample = (model(x_t, t, tokens, mask) - noise).square().mean((1, 2, 3))
+    if min_snr_gamma:
+        snr = abar[t] / (1 - abar[t])
+        per_sample = per_sample * snr.clamp(max=min_snr_gamma) / snr
+    return per_sample.mean()

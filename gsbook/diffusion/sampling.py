@@ -18,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .noise import guide
 from .prior2d import EMPTY_CAPTION, TextToImagePrior, caption_features
 
 __all__ = ["guided_noise", "sample"]
@@ -30,8 +31,7 @@ def guided_noise(model: TextToImagePrior, x_t: Tensor, t: Tensor, tokens: Tensor
     B = x_t.shape[0]
     t = t.reshape(-1).expand(B) if t.numel() == 1 else t
     eps = model(torch.cat([x_t, x_t]), torch.cat([t, t]), tokens, mask)
-    uncond, cond = eps[:B], eps[B:]
-    return uncond + guidance * (cond - uncond)
+    return guide(eps[:B], eps[B:], guidance)
 
 
 @torch.no_grad()

@@ -112,7 +112,8 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
     Returns:
         ``(colors [C, H, W, D'], alphas [C, H, W, 1], info)``. ``info`` has gsplat's keys
         (``means2d`` — whose ``.grad`` drives densification — ``radii [C, N, 2]``,
-        ``depths``, ``conics``, ``opacities``, ``width``, ``height``, ``n_cameras``, …).
+        ``depths``, ``conics``, ``opacities``, ``width``, ``height``, ``n_cameras``, …); the
+        book's backends add ``n_pairs``, the (pixel, Gaussian) pairs composited: their work.
     """
     if render_mode not in ("RGB", "D", "ED", "RGB+D", "RGB+ED"):
         raise ValueError(f"unknown render_mode {render_mode!r}")
@@ -150,12 +151,14 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
     opac = opacities.expand(C, N)
     if rasterize_mode == "antialiased":
         opac = opac * proj.compensations
+    stats = {}
     if backend == "dense":
         image, alpha = composite_dense(proj.means2d, proj.conics, opac, colors, proj.depths,
                                        visible, width, height, backgrounds)
+        stats["n_pairs"] = int(visible.sum()) * width * height       # every pixel meets every visible Gaussian
     else:
         image, alpha = composite(proj.means2d, proj.conics, opac, colors, depth_order(proj.depths),
-                                 visible, width, height, backgrounds)
+                                 visible, width, height, backgrounds, stats)
     if render_mode in ("ED", "RGB+ED"):
         image = torch.cat([image[..., :-1], image[..., -1:] / alpha.clamp_min(1e-10)], dim=-1)
 
@@ -164,6 +167,7 @@ def rasterize(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, c
         "radii": proj.radii, "means2d": proj.means2d, "depths": proj.depths,
         "conics": proj.conics, "opacities": opac,
         "width": width, "height": height, "n_cameras": C, "n_batches": 1, "tile_size": 1,
+        "n_pairs": stats["n_pairs"],
     }
     return image, alpha, info
 

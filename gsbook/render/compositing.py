@@ -280,7 +280,7 @@ def _cat(parts: list[Tensor], like: Tensor) -> Tensor:
 
 def composite(means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor, order: Tensor,
               visible: Tensor, width: int, height: int,
-              backgrounds: Tensor | None = None) -> tuple[Tensor, Tensor]:
+              backgrounds: Tensor | None = None, stats: dict | None = None) -> tuple[Tensor, Tensor]:
     """Composite I images of N projected Gaussians, front to back.
 
     Args:
@@ -288,6 +288,9 @@ def composite(means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor
         order: ``[I, N]`` front-to-back rank of each Gaussian (0 = nearest).
         visible: ``[I, N]`` bool.
         backgrounds: ``[I, D]`` colour seen where the Gaussians let light through.
+        stats: if given, ``stats["n_pairs"]`` is set to the number of (pixel, Gaussian) pairs
+            listed: the rasterizer's work, which grows with the pixels each Gaussian covers and
+            never with pixels × Gaussians.
 
     Returns:
         ``colors [I, H, W, D]`` and ``alphas [I, H, W, 1]``, differentiable with respect to
@@ -296,6 +299,8 @@ def composite(means2d: Tensor, conics: Tensor, opacities: Tensor, colors: Tensor
     I, N = opacities.shape
     pairs = list_pairs(means2d.detach(), conics.detach(), opacities.detach(), order, visible,
                        width, height)
+    if stats is not None:
+        stats["n_pairs"] = int(pairs.gaussian.numel())
     geom = torch.cat([means2d, conics, opacities[..., None]], dim=-1).reshape(I * N, 6).T.contiguous()
     return CompositeFunction.apply(geom, colors.reshape(I * N, -1).T.contiguous(), backgrounds, pairs,
                                    I, width, height)

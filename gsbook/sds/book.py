@@ -18,7 +18,9 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from gsbook.sds.prior import PromptEmbeddings, check_timesteps
+from gsbook.config import resolve_device
+from gsbook.diffusion import TextToImagePrior, caption_features, check_timesteps
+from gsbook.sds.prior import PromptEmbeddings
 
 __all__ = ["BookPrior", "pack_text", "unpack_text"]
 
@@ -38,19 +40,19 @@ class BookPrior:
 
     Args:
         model: a :class:`~gsbook.diffusion.TextToImagePrior`; default: the shipped weights.
-        device: where the model runs.
+        device: where the model runs (default: the profile's).
         check_vocabulary: reject prompts with words ShapeWorld does not have (the prior
             never read them, so it would silently answer about something else). The part
             after a comma (a view suffix such as ``", side view"``) is not checked.
     """
 
-    def __init__(self, model=None, device: str | torch.device = "cpu", check_vocabulary: bool = True) -> None:
+    def __init__(self, model: TextToImagePrior | None = None, device: str | torch.device | None = None,
+                 check_vocabulary: bool = True) -> None:
+        device = resolve_device(device)
         if model is None:
-            from gsbook.diffusion.prior2d import load
-
-            model = load(device)
+            model = TextToImagePrior.from_shipped(device)
         self.model = model.to(device).eval().requires_grad_(False)
-        self.device = torch.device(device)
+        self.device = device
         self.alphas_cumprod = self.model.alphas_cumprod.detach().float().cpu()
         self.num_train_timesteps = int(self.alphas_cumprod.shape[0])
         size = self.model.config.image_size
@@ -66,8 +68,6 @@ class BookPrior:
 
     def encode_prompts(self, prompts: Sequence[str], negative: Sequence[str] | None = None) -> PromptEmbeddings:
         """``[B, L, 385]`` rows for ``prompts`` (cond) and ``negative`` (uncond; default ``""``)."""
-        from gsbook.diffusion.prior2d import caption_features
-
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         if not prompts:
             raise ValueError("encode_prompts needs at least one prompt")

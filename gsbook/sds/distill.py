@@ -29,8 +29,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gsbook.diffusion import add_noise, check_timesteps
 from gsbook.sds.guidance import classifier_free_guidance
-from gsbook.sds.prior import DiffusionPrior, PromptEmbeddings, add_noise, check_timesteps
+from gsbook.sds.prior import DiffusionPrior, PromptEmbeddings
 from gsbook.sds.schedules import TimestepSchedule, UniformSchedule
 from gsbook.sds.weighting import sds_weight
 

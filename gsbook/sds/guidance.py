@@ -2,7 +2,9 @@
 
     ε̂(x_t, t, y) = ε(x_t, t, ∅) + s · (ε(x_t, t, y) − ε(x_t, t, ∅))
 
-The conditional and unconditional predictions come from **one** batched call of the prior
+The combination itself is :func:`gsbook.diffusion.guide` (the samplers use it too); this
+module adds the prior call. The conditional and unconditional predictions come from **one**
+batched call of the prior
 (``[uncond; cond]`` stacked along the batch, the order DreamGaussian and diffusers use).
 DreamFusion uses a very large scale (``s = 100``) for SDS; sampling uses ~7.5.
 """
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from gsbook.diffusion import guide
 from gsbook.sds.prior import DiffusionPrior, PromptEmbeddings
 
 __all__ = ["GuidedNoise", "classifier_free_guidance"]
@@ -46,4 +49,4 @@ def classifier_free_guidance(prior: DiffusionPrior, x_t: Tensor, t: Tensor,
                          f"{(2 * b,) + tuple(x_t.shape[1:])}")
     eps = eps.float()
     eps_u, eps_c = eps[:b], eps[b:]
-    return GuidedNoise(eps_u + guidance_scale * (eps_c - eps_u), eps_u, eps_c)
+    return GuidedNoise(guide(eps_u, eps_c, guidance_scale), eps_u, eps_c)

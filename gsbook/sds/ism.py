@@ -10,7 +10,8 @@ inversion using the unconditional model, and compares two predictions an interva
     g = w(t) (ε̂(x_t, t, y) − ε(x_s, s, ∅))             (ε̂ with classifier-free guidance)
     ∇_θ L_ISM = E_{t,c}[ g ∂x_0/∂θ ]
 
-A DDIM inversion step from timestep ``a`` to ``b > a`` with prediction ``e = ε(x_a, a, ∅)``::
+A DDIM inversion step from timestep ``a`` to ``b > a`` with prediction ``e = ε(x_a, a, ∅)``
+(:func:`gsbook.diffusion.ddim_step`)::
 
     x̂_0 = (x_a − σ_a e) / α_a,      x_b = α_b x̂_0 + σ_b e
 
@@ -33,13 +34,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from gsbook.diffusion import add_noise, ddim_step
 from gsbook.sds.distill import draw_noise, prepare_images, sample_timesteps, stop_gradient_loss
 from gsbook.sds.guidance import classifier_free_guidance
-from gsbook.sds.prior import DiffusionPrior, PromptEmbeddings, add_noise, alpha_sigma
+from gsbook.sds.prior import DiffusionPrior, PromptEmbeddings
 from gsbook.sds.schedules import TimestepSchedule
 from gsbook.sds.weighting import sds_weight
 
-__all__ = ["ISMOutput", "ddim_step", "ddim_invert", "interval_score_matching"]
+__all__ = ["ISMOutput", "ddim_invert", "interval_score_matching"]
 
 
 @dataclass
@@ -58,16 +60,6 @@ class ISMOutput:
     eps: Tensor
     eps_s: Tensor
     weight: Tensor
-
-
-def ddim_step(x_a: Tensor, eps: Tensor, a: Tensor, b: Tensor, alphas_cumprod: Tensor) -> Tensor:
-    """Deterministic DDIM (η = 0) move from timesteps ``a [B]`` to ``b [B]`` with prediction ``eps``.
-
-    ``b > a`` inverts (adds noise along the ODE), ``b < a`` denoises."""
-    al_a, si_a = alpha_sigma(alphas_cumprod, a, x_a.dim())
-    al_b, si_b = alpha_sigma(alphas_cumprod, b, x_a.dim())
-    x0 = (x_a - si_a * eps) / al_a
-    return al_b * x0 + si_b * eps
 
 
 @torch.no_grad()

@@ -17,6 +17,10 @@ The generalisation: one target per prompt (``targets={"a sun": img, ...}``) and 
 
 whose fixed point ``x*_y + (s − 1)(x*_y − x*_∅)`` overshoots the target when ``s > 1``: the
 toy version of the over-saturated colours that large CFG scales give real SDS.
+
+:func:`target_image` is the essay's target for Figure 1 (a sun over a hill): with
+``OraclePrior(target_image().permute(2, 0, 1))`` as the critic, :class:`gsbook.methods.ImageSDS`
+is the figure's "L2 stand-in" loop.
 """
 
 from __future__ import annotations
@@ -26,11 +30,27 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from gsbook.sds.prior import PromptEmbeddings, alpha_sigma, check_timesteps, scheduler_alphas_cumprod
+from gsbook.diffusion import alpha_sigma, check_timesteps, scheduler_alphas_cumprod
+from gsbook.sds.prior import PromptEmbeddings
 
-__all__ = ["OraclePrior"]
+__all__ = ["OraclePrior", "target_image"]
 
 _VIEW_SUFFIXES = (", front view", ", side view", ", back view", ", overhead view")
+
+
+def target_image(width: int = 48, height: int = 48) -> Tensor:
+    """Figure 1's target ``[H, W, 3]`` in [0, 1]: a sun over a hill under a blue sky."""
+    if width < 8 or height < 8:
+        raise ValueError(f"target_image needs at least 8×8 pixels, got {width}×{height}")
+    ys, xs = torch.meshgrid(torch.arange(height) + 0.5, torch.arange(width) + 0.5, indexing="ij")
+    u, v = xs / width, ys / height
+    img = torch.empty(height, width, 3)
+    img[:] = torch.tensor([0.55, 0.75, 0.95])                                   # sky
+    sun = (u - 0.70) ** 2 + (v - 0.30) ** 2 < 0.14**2
+    img[sun] = torch.tensor([1.0, 0.80, 0.15])
+    hill = v > 0.72 - 0.25 * torch.exp(-((u - 0.30) ** 2) / 0.05)
+    img[hill] = torch.tensor([0.20, 0.60, 0.25])
+    return img
 
 
 class OraclePrior:

@@ -7,10 +7,8 @@ so that the book's own small prior (``gsbook.diffusion``), the analytic
 :class:`~gsbook.sds.oracle.OraclePrior` and Stable Diffusion
 (:class:`~gsbook.sds.stable_diffusion.StableDiffusionPrior`) are interchangeable.
 
-Noise schedule (DDPM, Ho et al. 2020), read from a diffusers scheduler's ``alphas_cumprod``
-``ᾱ`` (shape ``[T]``)::
-
-    x_t = α_t x + σ_t ε,      α_t = sqrt(ᾱ_t),   σ_t = sqrt(1 - ᾱ_t),   t ∈ {0, …, T-1}
+The noise maths itself (``x_t = α_t x + σ_t ε``, ``ᾱ`` read from a diffusers scheduler,
+DDIM steps, classifier-free guidance) lives one layer down, in :mod:`gsbook.diffusion.noise`.
 """
 
 from __future__ import annotations
@@ -21,14 +19,7 @@ from typing import Protocol, Sequence, runtime_checkable
 import torch
 from torch import Tensor
 
-__all__ = [
-    "PromptEmbeddings",
-    "DiffusionPrior",
-    "alpha_sigma",
-    "add_noise",
-    "check_timesteps",
-    "scheduler_alphas_cumprod",
-]
+__all__ = ["PromptEmbeddings", "DiffusionPrior", "CountingPrior"]
 
 
 @dataclass
@@ -98,42 +89,35 @@ class DiffusionPrior(Protocol):
         ...
 
 
-def check_timesteps(t: Tensor, num_train_timesteps: int, batch: int | None = None) -> Tensor:
-    """Validate integer timesteps ``t [B]`` in ``[0, T)``; return them as ``long``."""
-    if t.dim() != 1:
-        raise ValueError(f"timesteps must have shape [B], got {tuple(t.shape)}")
-    if batch is not None and t.shape[0] != batch:
-        raise ValueError(f"{t.shape[0]} timesteps for a batch of {batch}")
-    if t.is_floating_point():
-        raise TypeError("timesteps are integer indices into alphas_cumprod, got a float tensor; "
-                        "convert fractions with gsbook.sds.schedules.timestep_range")
-    if (t < 0).any() or (t >= num_train_timesteps).any():
-        raise ValueError(f"timesteps must lie in [0, {num_train_timesteps - 1}], got "
-                         f"min {int(t.min())}, max {int(t.max())}")
-    return t.long()
+class CountingPrior:
+    """Any :class:`DiffusionPrior`, counting what score distillation asks of it.
 
+    ``batches`` lists the batch size of every ``predict_noise`` call; ``calls`` (network
+    evaluations) and ``images`` (images they covered: a CFG call on ``B`` renders covers ``2B``)
+    sum it up. These are what an algorithm costs whatever the machine, so the chapters compare
+    methods on them and show the seconds beside.
+    """
 
-def alpha_sigma(alphas_cumprod: Tensor, t: Tensor, ndim: int = 4) -> tuple[Tensor, Tensor]:
-    """``(α_t, σ_t)`` for timesteps ``t [B]``, shaped ``[B, 1, …, 1]`` (``ndim`` dims) to broadcast."""
-    abar = alphas_cumprod.to(t.device)[t].float()
-    shape = (-1,) + (1,) * (ndim - 1)
-    return abar.sqrt().view(shape), (1.0 - abar).sqrt().view(shape)
+    def __init__(self, prior: DiffusionPrior) -> None:
+        self.prior = prior
+        self.batches: list[int] = []
 
+    def __getattr__(self, name: str):
+        if name == "prior":                     # not set yet (e.g. while unpickling)
+            raise AttributeError(name)
+        return getattr(self.prior, name)        # alphas_cumprod, image_size, encode_prompts, …
 
-def add_noise(x: Tensor, noise: Tensor, t: Tensor, alphas_cumprod: Tensor) -> Tensor:
-    """Forward process ``x_t = α_t x + σ_t ε`` (same as diffusers' ``scheduler.add_noise``)."""
-    if noise.shape != x.shape:
-        raise ValueError(f"noise {tuple(noise.shape)} must match x {tuple(x.shape)}")
-    a, s = alpha_sigma(alphas_cumprod, t, x.dim())
-    return a * x + s * noise
+    @property
+    def calls(self) -> int:
+        return len(self.batches)
 
+    @property
+    def images(self) -> int:
+        return sum(self.batches)
 
-def scheduler_alphas_cumprod(scheduler=None, num_train_timesteps: int = 1000) -> Tensor:
-    """``alphas_cumprod [T]`` of a diffusers scheduler (default: a ``DDPMScheduler`` with
-    Stable Diffusion's schedule, ``scaled_linear`` β from 0.00085 to 0.012 over 1000 steps)."""
-    if scheduler is None:
-        from diffusers import DDPMScheduler
+    def predict_noise(self, x_t: Tensor, t: Tensor, embeddings: Tensor) -> Tensor:
+        self.batches.append(int(x_t.shape[0]))
+        return self.prior.predict_noise(x_t, t, embeddings)
 
-        scheduler = DDPMScheduler(num_train_timesteps=num_train_timesteps, beta_start=0.00085,
-                                  beta_end=0.012, beta_schedule="scaled_linear")
-    return scheduler.alphas_cumprod.detach().clone().float()
+    def reset(self) -> None:
+        self.batches = []

@@ -26,7 +26,9 @@ from typing import Sequence
 import torch
 from torch import Tensor
 
-from gsbook.sds.prior import PromptEmbeddings, check_timesteps
+from gsbook.config import resolve_device
+from gsbook.diffusion import check_timesteps
+from gsbook.sds.prior import PromptEmbeddings
 
 __all__ = ["StableDiffusionPrior", "resolve_pipeline_folder", "REQUIRED_COMPONENTS"]
 
@@ -89,7 +91,7 @@ class StableDiffusionPrior:
     VAE's downsampling factor, e.g. 512 for SD 2.1-base), ``device``, ``dtype``.
     """
 
-    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler, device: str | torch.device = "cpu",
+    def __init__(self, unet, vae, text_encoder, tokenizer, scheduler, device: str | torch.device | None = None,
                  dtype: torch.dtype = torch.float32, latent_mode: str = "mean"):
         if latent_mode not in ("mean", "sample"):
             raise ValueError(f"latent_mode must be 'mean' or 'sample', got {latent_mode!r}")
@@ -97,7 +99,7 @@ class StableDiffusionPrior:
         if pred != "epsilon":
             raise ValueError(f"StableDiffusionPrior needs an epsilon-prediction model, the "
                              f"scheduler says prediction_type={pred!r}")
-        self.device, self.dtype, self.latent_mode = torch.device(device), dtype, latent_mode
+        self.device, self.dtype, self.latent_mode = resolve_device(device), dtype, latent_mode
         self.unet, self.vae, self.text_encoder = unet, vae, text_encoder
         for m in (unet, vae, text_encoder):
             m.to(self.device, dtype).eval().requires_grad_(False)
@@ -110,11 +112,12 @@ class StableDiffusionPrior:
         self.image_size = (h * self.vae_scale_factor, w * self.vae_scale_factor)
 
     @classmethod
-    def from_pretrained(cls, model_id_or_folder: str | os.PathLike, device: str | torch.device = "cpu",
+    def from_pretrained(cls, model_id_or_folder: str | os.PathLike, device: str | torch.device | None = None,
                         dtype: torch.dtype = torch.float32, *, cache_dir: str | os.PathLike | None = None,
                         latent_mode: str = "mean") -> StableDiffusionPrior:
         """Load from a pipeline folder or a cached model id (e.g. ``"stabilityai/stable-diffusion-2-1-base"``,
-        DreamGaussian's default), offline. ``dtype=torch.float16`` is for CUDA."""
+        DreamGaussian's default), offline, on ``device`` (default: the profile's).
+        ``dtype=torch.float16`` is for CUDA."""
         folder = resolve_pipeline_folder(model_id_or_folder, cache_dir)
         from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
         from transformers import CLIPTextModel, CLIPTokenizer

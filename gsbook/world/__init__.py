@@ -17,17 +17,19 @@ datasets), ``gallery``, ``checks`` (independent silhouettes and inside tests).
 
 from .asset import (BOUND, GENERATOR_VERSION, Asset, SurfaceSamples, grid_centres, make_asset,
                     make_scene)
-from .captions import (RELATIONS, ObjectSpec, PromptError, SceneSpec, caption, held_out_pairs, parse,
-                       vocabulary)
+from .captions import (GRID_CAPTIONS, RELATIONS, ObjectSpec, PromptError, SceneSpec, caption, held_out_pairs,
+                       parse, vocabulary)
 from .categories import CATEGORIES, CATEGORY_NAMES, Category
 from .colours import COLOUR_NAMES, COLOURS, colour_rgb
-from .dataset import DatasetConfig, ShapeWorldDataset, cache_root
+from .dataset import (SPLITS, VIEW_MODES, DatasetConfig, ShapeWorldDataset, StackedViews, asset_record, split_captions,
+                      split_specs)
 from .gallery import gallery_figure, gallery_images
 from .raycast import render_asset
 
 __all__ = [
     "BOUND", "GENERATOR_VERSION", "Asset", "SurfaceSamples", "grid_centres", "make_asset", "make_scene",
-    "RELATIONS", "ObjectSpec", "PromptError", "SceneSpec", "caption", "held_out_pairs", "parse", "vocabulary",
+    "GRID_CAPTIONS", "RELATIONS", "ObjectSpec", "PromptError", "SceneSpec", "caption", "held_out_pairs", "parse", "vocabulary",
     "CATEGORIES", "CATEGORY_NAMES", "Category", "COLOUR_NAMES", "COLOURS", "colour_rgb",
-    "DatasetConfig", "ShapeWorldDataset", "cache_root", "gallery_figure", "gallery_images", "render_asset",
+    "SPLITS", "VIEW_MODES", "DatasetConfig", "ShapeWorldDataset", "StackedViews", "asset_record",
+    "split_captions", "split_specs", "gallery_figure", "gallery_images", "render_asset",
 ]

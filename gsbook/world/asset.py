@@ -189,8 +189,7 @@ class Asset:
         Marching cubes (scikit-image) on the SDF sampled over the asset's bounding box plus
         ``margin``; ``resolution`` cells along the longest side.
         """
-        import trimesh
-        from skimage.measure import marching_cubes
+        from ..mesh import level_set_mesh
         # An irrational nudge keeps grid points off the flat faces of boxes and planes, where
         # a zero SDF value would give marching cubes degenerate, non-manifold triangles.
         lo = np.min([b[1] for b in self.layout], axis=0) - margin - 0.0031831
@@ -200,13 +199,12 @@ class Asset:
         axes = [lo[a] + step * np.arange(shape[a]) for a in range(3)]
         grid = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
         volume = self.sdf(grid).reshape(*shape)
-        # A border of "outside" around the box closes the level set even where a sampled
-        # bounding box fell short of a sharp tip: the mesh is always watertight.
-        volume = np.pad(volume, 1, constant_values=1.0)
-        verts, faces, _, _ = marching_cubes(volume.astype(np.float32), level=0.0, spacing=(step,) * 3)
-        verts = verts + lo - step
-        colours = self.part_rgb[self.part_sdf(verts).argmin(axis=1)]
-        return trimesh.Trimesh(verts, faces, vertex_colors=(255 * colours).astype(np.uint8), process=False)
+        # level_set_mesh pads a border of "outside" (SDF > 0) around the box, which closes the
+        # level set even where a sampled bounding box fell short of a sharp tip: always watertight.
+        mesh = level_set_mesh(volume, level=0.0, spacing=step, origin=lo, outside=1.0)
+        colours = self.part_rgb[self.part_sdf(np.asarray(mesh.vertices)).argmin(axis=1)]
+        mesh.visual.vertex_colors = (255 * colours).astype(np.uint8)
+        return mesh
 
 
 def grid_centres(resolution: int, bound: float = BOUND) -> np.ndarray:

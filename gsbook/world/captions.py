@@ -20,6 +20,16 @@ from dataclasses import dataclass
 from .categories import CATEGORIES, CATEGORY_NAMES, get_category
 from .colours import COLOUR_NAMES, COLOUR_SYNONYMS
 
+# One caption per category, each with its part colour named: the sample grids of the model
+# cards and of §1 use them.
+GRID_CAPTIONS = [
+    "a red ball", "a blue box", "a yellow can", "a green cone", "an orange ring", "a purple capsule",
+    "a pink pyramid", "a red mushroom with a white stem", "a white snowman with a black hat",
+    "a brown table with grey legs", "a blue chair with yellow legs", "a green lamp with a black base",
+    "a green tree with a brown trunk", "a yellow house with a red roof", "a grey dumbbell with a black handle",
+    "a white rocket with red fins",
+]
+
 ARTICLES = ("a", "an", "the")
 RELATIONS = ("on", "under", "next to")
 PART_NOUNS: tuple[str, ...] = tuple(sorted({c.part for c in CATEGORIES.values() if c.part}))

@@ -31,14 +31,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import Tensor
 from torch.utils.data import Dataset
 
+from ..config import cache_root
 from . import asset as asset_module
 from .asset import make_asset
 from .captions import ObjectSpec, caption, held_out_pairs
 from .categories import CATEGORIES, CATEGORY_NAMES
 from .colours import COLOUR_NAMES
 from .raycast import render_asset
+
+__all__ = ["SPLITS", "VIEW_MODES", "DatasetConfig", "ShapeWorldDataset", "StackedViews", "split_specs",
+           "asset_record", "split_captions"]
 
 SPLITS = ("train", "val", "test", "unseen")
 VIEW_MODES = ("random", "four")
@@ -100,11 +105,6 @@ class DatasetConfig:
         return f"shapeworld-v{asset_module.GENERATOR_VERSION}-{self.split}-{self.key()}"
 
 
-def cache_root() -> Path:
-    """Where datasets are cached: ``$GSBOOK_CACHE``, else ``~/.cache/gsbook``."""
-    return Path(os.environ.get("GSBOOK_CACHE") or Path.home() / ".cache" / "gsbook")
-
-
 def split_specs(split: str) -> list[tuple[str, str]]:
     """The (colour, category) pairs a split draws its main colours from."""
     held = held_out_pairs()
@@ -127,15 +127,23 @@ def asset_record(config: DatasetConfig, index: int) -> dict:
             "seed": int(rng.integers(2**62)), "caption": caption(spec)}
 
 
+def split_captions(n: int, split: str = "train", seed: int = 0) -> list[str]:
+    """The captions of the first ``n`` assets of a ``split`` dataset with ``seed``: colour ×
+    category drawn from the split's pairs, a random part colour where there is a part."""
+    config = DatasetConfig(n_assets=n, split=split, seed=seed)
+    return [asset_record(config, i)["caption"] for i in range(n)]
+
+
 def cameras_for(config: DatasetConfig, record: dict):
-    """The cameras of one asset (random ones are seeded by the asset's seed)."""
+    """The cameras of one asset (random ones are seeded by the asset's seed), on the CPU,
+    where the ray caster runs."""
     from ..cameras import four_views, random_cameras
     size = config.resolution
     if config.view_mode == "four":
-        return four_views(config.elevation, config.radius, config.fovy, size, size)
+        return four_views(config.elevation, config.radius, config.fovy, size, size, device="cpu")
     generator = torch.Generator().manual_seed(record["seed"] % (2**63))
     return random_cameras(config.views, config.elevation_range, radius_range=(config.radius, config.radius),
-                          fovy_deg=config.fovy, width=size, height=size, generator=generator)
+                          fovy_deg=config.fovy, width=size, height=size, generator=generator, device="cpu")
 
 
 def render_record(config: DatasetConfig, record: dict) -> dict[str, np.ndarray]:
@@ -278,8 +286,57 @@ class ShapeWorldDataset(Dataset):
             "seed": record["seed"],
         }
 
+    def stacked(self) -> "StackedViews":
+        """Every view of every asset at once, as stored (uint8), read shard by shard."""
+        rgb, alpha = [], []
+        for s in range(len(self.shards)):
+            f = self._shard(s)
+            rgb.append(f.get_tensor("rgb").flatten(0, 1))
+            alpha.append(f.get_tensor("alpha").flatten(0, 1))
+        views = self.config.views
+        return StackedViews(torch.cat(rgb), torch.cat(alpha),
+                            torch.arange(len(self)).repeat_interleave(views), list(self.records))
+
     def cameras(self, i: int):
         """The :class:`~gsbook.cameras.Cameras` of item ``i``."""
         from ..cameras import Cameras
         item = self[i]
         return Cameras(item["viewmats"], item["Ks"], self.config.resolution, self.config.resolution)
+
+
+@dataclass
+class StackedViews:
+    """The views of one or more datasets in memory, as stored on disk.
+
+    Attributes:
+        rgb: ``[M, H, W, 3]`` uint8, on the dataset's background.
+        alpha: ``[M, H, W]`` uint8.
+        asset: ``[M]`` index into ``records`` of the asset each view shows.
+        records: one dict per asset (``caption``, ``category``, ``colour``, ``part_colour``, ``seed``).
+    """
+
+    rgb: Tensor
+    alpha: Tensor
+    asset: Tensor
+    records: list[dict]
+
+    def __len__(self) -> int:
+        return self.rgb.shape[0]
+
+    def captions(self) -> list[str]:
+        """The caption of every view."""
+        return [self.records[i]["caption"] for i in self.asset.tolist()]
+
+    def labels(self, field: str, none: int = -1) -> Tensor:
+        """``[M]`` index of each view's ``category``, ``colour`` or ``part_colour`` (``none`` where
+        the asset has no part)."""
+        names = {"category": CATEGORY_NAMES, "colour": COLOUR_NAMES, "part_colour": COLOUR_NAMES}[field]
+        per_asset = torch.tensor([none if r[field] is None else names.index(r[field]) for r in self.records])
+        return per_asset[self.asset]
+
+    @staticmethod
+    def cat(parts: "list[StackedViews]") -> "StackedViews":
+        offsets = np.cumsum([0] + [len(p.records) for p in parts[:-1]])
+        return StackedViews(torch.cat([p.rgb for p in parts]), torch.cat([p.alpha for p in parts]),
+                            torch.cat([p.asset + int(o) for p, o in zip(parts, offsets)]),
+                            [r for p in parts for r in p.records])

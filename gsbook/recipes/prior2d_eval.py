@@ -1,4 +1,5 @@
-"""Measuring the 2D prior with the judge, and writing its model card (§1).
+"""Measuring the 2D prior with the judge, and writing its model card (the end of
+``python -m gsbook.train prior2d``; §1 reads the card).
 
 The prior is asked for images of random captions and the independent judge
 (:mod:`gsbook.judge`) reads them back. Two caption sets are kept apart:
@@ -16,39 +17,13 @@ from pathlib import Path
 
 import torch
 
-from .prior2d import TextToImagePrior
-from .sampling import sample
+from ..diffusion import TextToImagePrior, sample
+from ..images import save_grid
+from ..judge import Judge, Scores, accuracy
+from ..world import GRID_CAPTIONS, split_captions
+from .prior2d import LAPTOP_RECIPE, TrainConfig, cpu_hours
 
-# One caption per category (the grid of the model card and of §1). Kept here, not imported
-# from `training`, so that a long training run picks up edits made while it trained.
-GRID_CAPTIONS = [
-    "a red ball", "a blue box", "a yellow can", "a green cone", "an orange ring", "a purple capsule",
-    "a pink pyramid", "a red mushroom with a white stem", "a white snowman with a black hat",
-    "a brown table with grey legs", "a blue chair with yellow legs", "a green lamp with a black base",
-    "a green tree with a brown trunk", "a yellow house with a red roof", "a grey dumbbell with a black handle",
-    "a white rocket with red fins",
-]
-
-__all__ = ["GRID_CAPTIONS", "random_captions", "PriorScores", "evaluate_prior", "finish_prior2d_recipe"]
-
-
-def random_captions(n: int, split: str = "train", seed: int = 0) -> list[str]:
-    """``n`` captions with (colour, category) drawn from ``split``'s pairs and a random part
-    colour (different from the main colour) where the category has a part."""
-    from ..world import CATEGORIES, COLOUR_NAMES, ObjectSpec, caption
-    from ..world.dataset import split_specs
-
-    pairs = split_specs(split)
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for _ in range(n):
-        colour, category = pairs[int(torch.randint(len(pairs), (1,), generator=g))]
-        part = None
-        if CATEGORIES[category].part:
-            others = [c for c in COLOUR_NAMES if c != colour]
-            part = others[int(torch.randint(len(others), (1,), generator=g))]
-        out.append(caption(ObjectSpec(category, colour, part)))
-    return out
+__all__ = ["PriorScores", "evaluate_prior", "LAPTOP_MEASURED", "laptop_note", "finish_prior2d_recipe"]
 
 
 @dataclass
@@ -56,8 +31,8 @@ class PriorScores:
     guidance: float
     sampler: str
     steps: int
-    seen: object        # gsbook.judge.Scores
-    held_out: object
+    seen: Scores
+    held_out: Scores
 
     def row(self) -> str:
         s, h = self.seen, self.held_out
@@ -65,20 +40,19 @@ class PriorScores:
                 f"{s.part_colour:.0%} | {h.category:.0%} | {h.colour:.0%} | {h.part_colour:.0%} |")
 
 
-def evaluate_prior(model: TextToImagePrior, judge=None, n: int = 100, guidances: tuple[float, ...] = (3.0,),
-                   steps: int = 100, sampler: str = "ddpm", seed: int = 0, progress: bool = False) -> list[PriorScores]:
+def evaluate_prior(model: TextToImagePrior, judge: Judge | None = None, n: int = 100,
+                   guidances: tuple[float, ...] = (3.0,), steps: int = 100, sampler: str = "ddpm", seed: int = 0,
+                   progress: bool = False) -> list[PriorScores]:
     """Judge ``n`` samples of seen-pair and ``n`` of held-out-pair captions at each guidance scale."""
-    from .. import judge as judge_module
-
-    judge = judge or judge_module.load()
-    seen, held = random_captions(n, "train", seed), random_captions(n, "unseen", seed)
+    judge = judge or Judge.from_shipped(next(model.parameters()).device)
+    seen, held = split_captions(n, "train", seed), split_captions(n, "unseen", seed)
     results = []
     for s in guidances:
         scores = []
         for captions in (seen, held):
             images = sample(model, captions, steps=steps, guidance=s, sampler=sampler,
                             generator=torch.Generator().manual_seed(seed), progress=progress)
-            scores.append(judge_module.accuracy(judge, images, captions))
+            scores.append(accuracy(judge, images, captions))
         results.append(PriorScores(s, sampler, steps, *scores))
     return results
 
@@ -90,10 +64,8 @@ LAPTOP_MEASURED = {"train_min": 59.8, "eval_min": 7.6,
                    "guidance 5": {"seen": (0.81, 0.80), "held_out": (0.90, 0.89)}}
 
 
-def laptop_note(config) -> str:
+def laptop_note(config: TrainConfig) -> str:
     """The card's paragraph on the CPU recipe (empty for a card of that recipe itself)."""
-    from .training import LAPTOP_RECIPE, cpu_hours
-
     if all(getattr(config, k) == v for k, v in LAPTOP_RECIPE.items()):
         return ""
     m = LAPTOP_MEASURED
@@ -102,13 +74,13 @@ def laptop_note(config) -> str:
     return f"""
 ## Without a GPU
 The same command runs on a CPU, but this recipe needs about {cpu_hours(config):.0f} hours on 2 cores.
-`python -m gsbook.train prior2d --laptop` is the recipe that fits 90 minutes there:
+`python -m gsbook.train prior2d --profile cpu` (the default on a machine without CUDA) is the recipe that fits 90 minutes there:
 {LAPTOP_RECIPE['steps']} steps at batch {LAPTOP_RECIPE['batch']} on {LAPTOP_RECIPE['n_assets']} assets, {m['train_min']} min of training on 2 AMD EPYC
 cores. Its prior is weaker; judged as below (DDPM, 100 steps; category / colour): {cells}.
 """
 
 
-def finish_prior2d_recipe(model: TextToImagePrior, report: dict, config, out: Path | None, hardware: str,
+def finish_prior2d_recipe(model: TextToImagePrior, report: dict, config: TrainConfig, out: Path | None, hardware: str,
                           guidances: tuple[float, ...] = (3.0, 5.0),
                           command: str = "python -m gsbook.train prior2d") -> None:
     """Measure the trained prior, then write its weights, config, model card and sample grid.
@@ -116,15 +88,14 @@ def finish_prior2d_recipe(model: TextToImagePrior, report: dict, config, out: Pa
     that evaluates (``report["hardware"]``, if there, the one that trained)."""
     import time
 
-    from .. import zoo
-    from .training import save_grid
+    from ..zoo import WEIGHTS_DIR
 
     t0 = time.perf_counter()
     scores = evaluate_prior(model, guidances=guidances, progress=True)
     # The deterministic sampler, for comparison (see gsbook.diffusion.sampling).
     scores += evaluate_prior(model, guidances=(3.0,), steps=50, sampler="ddim", progress=True)
     eval_time = time.perf_counter() - t0
-    folder = Path(out) if out is not None else zoo.WEIGHTS_DIR
+    folder = Path(out) if out is not None else WEIGHTS_DIR
     grid = sample(model, GRID_CAPTIONS * 4, guidance=3.0, generator=torch.Generator().manual_seed(0))
     # 4 rows of 16: the same 16 captions, four different starting noises.
     save_grid(grid, folder / "prior2d_samples.png", nrow=16, scale=2)
@@ -173,7 +144,7 @@ uses by default; DDIM is deterministic (see `TextToImagePrior.make_scheduler` fo
 
 ![samples](prior2d_samples.png)
 
-`prior2d_samples.png`: the 16 captions of `gsbook.diffusion.evaluation.GRID_CAPTIONS` (one per
+`prior2d_samples.png`: the 16 captions of `gsbook.world.GRID_CAPTIONS` (one per
 category) in columns, four seeds in rows, DDPM 100 steps, guidance 3.
 """
     recipe = {**report, "eval_time_s": round(eval_time, 1), "total_time_s": round(total, 1),
@@ -181,5 +152,5 @@ category) in columns, four seeds in rows, DDPM 100 steps, guidance 3.
               "quality": [{"guidance": s.guidance, "sampler": s.sampler, "steps": s.steps, "seen": vars(s.seen),
                            "held_out": vars(s.held_out)} for s in scores],
               "train_config": json.loads(json.dumps({k: v for k, v in vars(config).items() if k != "model"}))}
-    zoo.save("prior2d", model, m.to_dict(), recipe, card, folder=folder)
+    model.save_shipped(recipe, card, folder=folder)
     print(card)

@@ -1,4 +1,5 @@
-"""Training the 2D prior: ``python -m gsbook.train prior2d`` (§1).
+"""The 2D prior's recipe: ``python -m gsbook.train prior2d`` (the model is
+:class:`gsbook.diffusion.TextToImagePrior`; taught in §1).
 
 The loop is DDPM's (Ho et al. 2020), with the three additions every modern recipe has:
 
@@ -30,24 +31,23 @@ from pathlib import Path
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from ..sds.prior import add_noise
-from .prior2d import EMPTY_CAPTION, Prior2DConfig, TextToImagePrior, caption_features
-from .evaluation import GRID_CAPTIONS
-from .sampling import sample
+from ..config import cache_root, resolve_device
+from ..diffusion import EMPTY_CAPTION, Prior2DConfig, TextToImagePrior, caption_features, diffusion_loss, sample
+from ..images import over_background, save_grid
+from ..world import GRID_CAPTIONS, DatasetConfig, ShapeWorldDataset
 
-__all__ = ["TrainConfig", "LAPTOP_RECIPE", "cpu_hours", "TrainingData", "load_training_data", "training_batch",
-           "diffusion_loss", "train", "save_grid"]
-
+__all__ = ["TrainConfig", "LAPTOP_RECIPE", "cpu_hours", "TrainingData", "load_training_data", "prior_batch",
+           "learning_rate", "checkpoint_folder", "train_prior2d"]
 
 
 @dataclass
 class TrainConfig:
-    """Everything :func:`train` needs; the defaults are the shipped recipe (about 7 min on one
-    H200 GPU, about 5 h on 2 CPU cores). :meth:`laptop` is the recipe that fits 90 minutes on
-    2 CPU cores, with a weaker result (both measured in ``gsbook/weights/prior2d.md``)."""
+    """Everything :func:`train_prior2d` needs; the defaults are the shipped recipe (about 7 min on
+    one H200 GPU, about 5 h on 2 CPU cores). :meth:`for_profile` gives each profile's recipe:
+    ``gpu`` the shipped one, ``cpu`` the one that fits 90 minutes on 2 CPU cores with a weaker
+    result (both measured in ``gsbook/weights/prior2d.md``), ``ci`` a smoke run for tests."""
 
     steps: int = 6500
     batch: int = 256
@@ -67,9 +67,17 @@ class TrainConfig:
     model: Prior2DConfig = field(default_factory=Prior2DConfig)
 
     @classmethod
+    def for_profile(cls, profile: str, **overrides) -> "TrainConfig":
+        """The recipe of ``profile``: ``gpu`` = the shipped recipe; ``cpu`` = the ≤ 90-minute
+        recipe for 2 CPU cores (a quarter of the batch, a third of the data); ``ci`` = a
+        few steps on a few assets, to test the loop."""
+        sizes = {"gpu": {}, "cpu": LAPTOP_RECIPE, "ci": CI_RECIPE}[profile]
+        return cls(**{**sizes, **overrides})
+
+    @classmethod
     def laptop(cls, **overrides) -> "TrainConfig":
-        """The ≤ 90-minute recipe for 2 CPU cores: a quarter of the batch, a third of the data."""
-        return cls(**{**LAPTOP_RECIPE, **overrides})
+        """The ``cpu`` profile's recipe (the name the ``--laptop`` flag keeps)."""
+        return cls.for_profile("cpu", **overrides)
 
     def key(self) -> str:
         """Hash of every field except ``steps`` and ``checkpoint_every`` (a longer run of the same
@@ -80,6 +88,7 @@ class TrainConfig:
 
 
 LAPTOP_RECIPE = {"steps": 4500, "batch": 64, "n_assets": 8000}
+CI_RECIPE = {"steps": 20, "batch": 8, "n_assets": 48, "checkpoint_every": 10}
 # Training cost on 2 CPU cores (AMD EPYC, torch 2.13.0): 2.87 s per step of 256 images.
 CPU_SECONDS_PER_IMAGE = 0.0112
 
@@ -123,25 +132,18 @@ class TrainingData:
 def load_training_data(config: TrainConfig, progress: bool = True, workers: int | None = None) -> TrainingData:
     """Render (or read from the cache) the training views and encode their captions.
     ``workers``: rendering processes (default: ShapeWorld's, at most 2)."""
-    from ..world.dataset import DatasetConfig, ShapeWorldDataset
-
     size = config.model.image_size
     ds = ShapeWorldDataset(DatasetConfig(n_assets=config.n_assets, views=config.views, resolution=size,
                                          split="train", seed=config.data_seed), workers=workers, progress=progress)
-    rgbs, alphas, names = [], [], []
-    for i in range(len(ds)):
-        item = ds[i]
-        rgbs.append((item["rgb"] * 255).round().to(torch.uint8))
-        alphas.append((item["alpha"] * 255).round().to(torch.uint8))
-        names += [item["caption"]] * item["rgb"].shape[0]
+    views = ds.stacked()
+    names = views.captions()
     captions = sorted(set(names)) + [EMPTY_CAPTION]
     lookup = {c: k for k, c in enumerate(captions)}
     tokens, mask = caption_features(captions)
-    return TrainingData(torch.cat(rgbs), torch.cat(alphas), torch.tensor([lookup[c] for c in names]),
-                        captions, tokens, mask)
+    return TrainingData(views.rgb, views.alpha, torch.tensor([lookup[c] for c in names]), captions, tokens, mask)
 
 
-def training_batch(data: TrainingData, batch: int, caption_dropout: float,
+def prior_batch(data: TrainingData, batch: int, caption_dropout: float,
                    generator: torch.Generator) -> tuple[Tensor, Tensor, Tensor]:
     """``x0 [B, 3, S, S]`` in [-1, 1] (white or black background, maybe mirrored),
     ``tokens [B, L, 384]`` and ``mask [B, L]`` (captions dropped to ``""`` with probability
@@ -155,26 +157,10 @@ def training_batch(data: TrainingData, batch: int, caption_dropout: float,
     rows[torch.rand(batch, generator=generator) < caption_dropout] = data.empty_index
     idx, background, flip, rows = idx.to(device), background.to(device), flip.to(device), rows.to(device)
     rgb = data.rgb[idx].float() / 255
-    alpha = data.alpha[idx].float()[..., None] / 255
-    image = rgb - (1 - alpha) * (1 - background)           # renders are on white: swap in the background
+    alpha = data.alpha[idx].float() / 255
+    image = over_background(rgb, alpha, background)        # renders are on white: swap in the background
     image = torch.where(flip[:, None, None, None], image.flip(2), image)
     return image.permute(0, 3, 1, 2) * 2 - 1, data.tokens[rows], data.mask[rows]
-
-
-def diffusion_loss(model: TextToImagePrior, x0: Tensor, tokens: Tensor, mask: Tensor, generator: torch.Generator,
-                   min_snr_gamma: float | None = None) -> Tensor:
-    """ε-prediction MSE at uniform random timesteps (DDPM's L_simple); with ``min_snr_gamma``,
-    each sample's MSE is weighted by ``min(SNR_t, γ) / SNR_t``."""
-    B = x0.shape[0]
-    abar = model.alphas_cumprod
-    t = torch.randint(0, len(abar), (B,), generator=generator).to(x0.device)
-    noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-    x_t = add_noise(x0, noise, t, abar)
-    per_sample = (model(x_t, t, tokens, mask) - noise).square().mean((1, 2, 3))
-    if min_snr_gamma:
-        snr = abar[t] / (1 - abar[t])
-        per_sample = per_sample * snr.clamp(max=min_snr_gamma) / snr
-    return per_sample.mean()
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
@@ -185,29 +171,8 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-# ----------------------------------------------------------------------------- pictures
-def save_grid(images: Tensor, path: Path | str, nrow: int = 8, scale: int = 2) -> Path:
-    """Write images ``[B, 3, H, W]`` in [0, 1] as one PNG, ``nrow`` per row, each upscaled ``scale``×."""
-    from PIL import Image
-
-    B, _, H, W = images.shape
-    rows = (B + nrow - 1) // nrow
-    grid = torch.full((3, rows * (H + 2) + 2, nrow * (W + 2) + 2), 0.5)
-    for i, img in enumerate(images):
-        r, c = divmod(i, nrow)
-        grid[:, 2 + r * (H + 2): 2 + r * (H + 2) + H, 2 + c * (W + 2): 2 + c * (W + 2) + W] = img
-    array = (grid.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-    image = Image.fromarray(array).resize((array.shape[1] * scale, array.shape[0] * scale), Image.NEAREST)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, optimize=True)
-    return path
-
-
 # ----------------------------------------------------------------------------- the loop
 def checkpoint_folder(config: TrainConfig) -> Path:
-    from ..world.dataset import cache_root
-
     return cache_root() / "checkpoints" / f"prior2d-{config.key()}"
 
 
@@ -220,17 +185,18 @@ def _save_checkpoint(folder: Path, step: int, elapsed: float, model, ema, opt) -
     tmp.replace(folder / "latest.pt")            # atomic: an interrupted save never breaks resume
 
 
-def train(config: TrainConfig | None = None, folder: Path | str | None = None, resume: bool = True,
-          progress: bool = True, data: TrainingData | None = None, device: str | torch.device = "cpu",
-          workers: int | None = None,
-          on_checkpoint: Callable[[int, TextToImagePrior], None] | None = None) -> tuple[TextToImagePrior, dict]:
+def train_prior2d(config: TrainConfig | None = None, folder: Path | str | None = None, resume: bool = True,
+                  progress: bool = True, data: TrainingData | None = None, device: str | torch.device | None = None,
+                  workers: int | None = None,
+                  on_checkpoint: Callable[[int, TextToImagePrior], None] | None = None
+                  ) -> tuple[TextToImagePrior, dict]:
     """Train the prior; return its EMA weights (eval mode, on ``device``) and a report for the model card.
 
     Checkpoints and sample grids go to ``folder`` (default
     ``$GSBOOK_CACHE/checkpoints/prior2d-<hash>``); with ``resume`` the newest checkpoint
     there is picked up, and the run continues exactly where it stopped (batches are
     drawn from a generator seeded by the step number). ``device`` is where the model and
-    the data live (``"cuda"`` on a GPU machine; the recipe is the same). ``workers``:
+    the data live (default: the profile's; the recipe is the same on every device). ``workers``:
     processes that render the data. ``on_checkpoint(step, ema_model)`` is called after
     each checkpoint, e.g. to copy the weights somewhere safe.
     """
@@ -238,6 +204,7 @@ def train(config: TrainConfig | None = None, folder: Path | str | None = None, r
     from tqdm.auto import tqdm
 
     config = config or TrainConfig()
+    device = resolve_device(device)
     folder = Path(folder) if folder is not None else checkpoint_folder(config)
     torch.manual_seed(config.seed)
     t_data = time.perf_counter()
@@ -263,7 +230,7 @@ def train(config: TrainConfig | None = None, folder: Path | str | None = None, r
     losses: list[float] = []
     for step in bar:
         gen = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-        x0, tokens, mask = training_batch(data, config.batch, config.caption_dropout, gen)
+        x0, tokens, mask = prior_batch(data, config.batch, config.caption_dropout, gen)
         loss = diffusion_loss(model, x0, tokens, mask, gen, config.min_snr_gamma)
         for group in opt.param_groups:
             group["lr"] = learning_rate(config, step)

@@ -1,16 +1,20 @@
-"""Score distillation on a 2D Gaussian image: §1's experiment bench.
+"""Score distillation on a 2D Gaussian image: §1's method, its Figure 1 and its experiment bench.
 
 The smallest complete SDS system: the "scene" is ``N`` Gaussians on an image plane,
 rendered by :func:`gsbook.render.splat2d`; the critic is any
-:class:`~gsbook.sds.prior.DiffusionPrior` (the book's prior, Stable Diffusion, the oracle);
-the update is :func:`~gsbook.sds.distill.score_distillation` or
-:func:`~gsbook.sds.ism.interval_score_matching`. There is no camera, so what §1 studies
+:class:`~gsbook.sds.DiffusionPrior` (the book's prior, Stable Diffusion, the oracle);
+the update is :func:`~gsbook.sds.score_distillation` or
+:func:`~gsbook.sds.interval_score_matching`. There is no camera, so what §1 studies
 — guidance scale, ``w(t)``, timestep schedules, SDS against ISM — is seen without 3D in the
 way, and one run takes seconds on a CPU.
 
     prior = BookPrior()
     run = ImageSDS(prior, "a red mushroom with a white stem", ImageSDSConfig(steps=300))
     image = run.run(progress=True)         # [H, W, 3] in [0, 1]
+
+With :class:`~gsbook.sds.OraclePrior` as the critic (a denoiser that knows one target image),
+the same loop is the essay's Figure 1 "L2 stand-in": SDS then pulls the image straight toward
+the target (:meth:`ImageSDS.mse` measures how close it is).
 
 Each step renders the image once and scores ``batch`` independently noised copies of it
 (``batch`` draws of ``t`` and ``ε``, like ``batch`` camera views of a 3D scene), which
@@ -26,14 +30,13 @@ from dataclasses import dataclass, field, replace
 import torch
 from torch import Tensor
 
+from gsbook.config import resolve_device
 from gsbook.gaussians import Gaussians2D
 from gsbook.render import splat2d
-from gsbook.sds.distill import score_distillation
-from gsbook.sds.ism import interval_score_matching
-from gsbook.sds.prior import DiffusionPrior
-from gsbook.sds.schedules import make_schedule
+from gsbook.sds import CountingPrior, DiffusionPrior, interval_score_matching, make_schedule, score_distillation
 
-__all__ = ["ImageSDSConfig", "ImageSDS", "distill_images"]
+__all__ = ["ImageSDSConfig", "ImageSDS", "initial_gaussians", "distill_images", "SDS_ABLATION", "AblationRow",
+           "ablate"]
 
 METHODS = ("sds", "ism")
 
@@ -96,6 +99,10 @@ def initial_gaussians(n: int, size: int, generator: torch.Generator) -> Gaussian
 class ImageSDS:
     """One SDS (or ISM) run on 2D Gaussians toward ``prompt``; :meth:`step` is one update.
 
+    The run lives where the prior does (``prior.device`` if it has one, else the profile's
+    device); its random draws come from a CPU generator seeded by ``config.seed``, so a seed
+    gives the same run on every device.
+
     Attributes (after steps): ``iteration``, ``history`` (per step: ``t`` of the first copy,
     ``grad_norm`` = ‖g‖ over the batch), ``snapshots`` (iteration → image), ``seconds``.
     """
@@ -107,8 +114,10 @@ class ImageSDS:
 
     def __post_init__(self) -> None:
         c = self.config
+        self.device = resolve_device(getattr(self.prior, "device", None))
         self.generator = torch.Generator().manual_seed(c.seed)
-        self.gaussians = initial_gaussians(c.n_gaussians, c.resolution, self.generator).requires_grad_()
+        self.gaussians = initial_gaussians(c.n_gaussians, c.resolution, self.generator).to(self.device)
+        self.gaussians.requires_grad_()
         g = self.gaussians
         self.optimizer = torch.optim.Adam([
             {"params": [g.means], "lr": c.lr_means},
@@ -117,7 +126,7 @@ class ImageSDS:
         self.embeddings = self.prior.encode_prompts([self.prompt])
         self.schedule = make_schedule(c.schedule, self.prior.num_train_timesteps, total_steps=c.steps,
                                       t_range=c.t_range)
-        self._background = torch.tensor(c.background, dtype=torch.float32)
+        self._background = torch.tensor(c.background, dtype=torch.float32, device=self.device)
         self.iteration = 0
         self.seconds = 0.0
         self.history: list[dict[str, float]] = []
@@ -138,6 +147,17 @@ class ImageSDS:
     def image(self) -> Tensor:
         """A detached copy of the current image ``[H, W, 3]`` in [0, 1]."""
         return self.render().clamp(0, 1)
+
+    def centres(self) -> Tensor:
+        """The Gaussians' centres ``[N, 2]`` in pixels (a detached copy)."""
+        return self.gaussians.means.detach().clone()
+
+    def mse(self, target: Tensor) -> float:
+        """Mean squared error between the current image and ``target [H, W, 3]``."""
+        if target.shape != (self.config.resolution, self.config.resolution, 3):
+            raise ValueError(f"target must be [{self.config.resolution}, {self.config.resolution}, 3], "
+                             f"got {list(target.shape)}")
+        return float((self.image() - target.to(self.device)).square().mean())
 
     def step(self) -> float:
         """One update; returns ‖g‖ (the size of the SDS/ISM gradient in model space)."""
@@ -191,3 +211,40 @@ def distill_images(prior: DiffusionPrior, prompts: list[str], config: ImageSDSCo
         images.append(run.run())
         seconds.append(run.seconds)
     return torch.stack(images), seconds
+
+
+# One knob at a time from the baseline (§1's experiments; benchmarks/sds_ablation.py runs the grid at length).
+SDS_ABLATION: dict[str, dict] = {
+    "baseline": {},
+    "guidance 100": {"guidance_scale": 100.0},
+    "w(t) = 1": {"weighting": "uniform"},
+    "w(t) = sqrt(abar)(1 - abar)": {"weighting": "fantasia"},
+    "no anneal": {"schedule": "uniform"},
+    "ISM": {"method": "ism", "weighting": "lucid"},
+}
+
+
+@dataclass
+class AblationRow:
+    """One setting of :func:`ablate`: ``images [P, H, W, 3]`` (one per prompt), each run's
+    ``seconds``, and what one optimisation step asks of the prior — ``prior_calls`` network
+    evaluations covering ``prior_images`` images (the cost, whatever the machine)."""
+
+    images: Tensor
+    seconds: list[float]
+    prior_calls: float
+    prior_images: float
+
+
+def ablate(prior: DiffusionPrior, prompts: list[str], config: ImageSDSConfig | None = None,
+           settings: dict[str, dict] | None = None, progress: bool = False) -> dict[str, AblationRow]:
+    """Run every prompt under every setting (``{name: config overrides}``, default
+    :data:`SDS_ABLATION`) with the same seeds, counting the prior's work."""
+    config = config or ImageSDSConfig()
+    rows = {}
+    for name, change in (settings or SDS_ABLATION).items():
+        counter = CountingPrior(prior)
+        images, seconds = distill_images(counter, prompts, config, progress=progress, **change)
+        steps = len(prompts) * replace(config, **change).steps
+        rows[name] = AblationRow(images, seconds, counter.calls / steps, counter.images / steps)
+    return rows
