@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # gsbook's two commands. Each sets up a project-local environment (.venv) on first use,
 # reuses it afterwards, then does its job:
-#   ./run.sh book   build the website (executing every chapter) and print where to open it
-#   ./run.sh test   run the unit tests, every chapter under nbval, and the website test
+#   ./run.sh book   build the website (executing the chapters not yet cached) and print where to open it
+#   ./run.sh test   run every chapter under nbval, the unit tests, and the website test
 #   ./run.sh lab    open the chapters in JupyterLab
 # GSBOOK_PROFILE (ci | cpu | gpu) sets the workload; `test` uses ci unless told otherwise.
 set -euo pipefail
@@ -48,19 +48,26 @@ case "$cmd" in
     setup
     export GSBOOK_PROFILE=${GSBOOK_PROFILE:-ci}
     shift || true
-    # One pytest run, failing on any failure: the unit tests (tests/), every chapter under
-    # nbval with a per-cell timeout (chapters/), and the website test (tests/site: builds the
-    # book with execution in this profile, serves it on 127.0.0.1, drives headless Chromium;
-    # screenshots land in artifacts/site/).
-    case "$GSBOOK_PROFILE" in ci) CELL_TIMEOUT=120 ;; cpu) CELL_TIMEOUT=900 ;; *) CELL_TIMEOUT=1800 ;; esac
-    exec "$PY" -m pytest tests chapters --nbval-lax --nbval-cell-timeout="$CELL_TIMEOUT" "$@"
+    # A profile this machine cannot run (e.g. gpu without CUDA) stops here, with gsbook's message.
+    "$PY" -c "from gsbook.config import profile
+try: profile()
+except (ValueError, RuntimeError) as e: raise SystemExit(f'[gsbook] {e}')"
+    # One pytest run, failing on any failure. Chapters first: every chapter under nbval
+    # (the per-cell timeout is gsbook.config.cell_timeout(), set by the root conftest.py), and
+    # each chapter that passes is stored in the execution cache (tools/notebooks.py). Then
+    # the unit tests (tests/) and the website test (tests/site: builds the book in the ci
+    # profile, reusing nbval's executions, serves it on 127.0.0.1, drives headless Chromium;
+    # screenshots land in artifacts/site/). The summary lists each chapter's seconds.
+    exec "$PY" -m pytest chapters tests --nbval-lax "$@"
     ;;
   book)
     setup
     export GSBOOK_PROFILE=${GSBOOK_PROFILE:-cpu}
     shift || true
     # Fetches MathJax / require.js / the widget manager from npm (once, into _vendor/),
-    # executes every chapter, writes _build/html and prints where to open it.
+    # executes each chapter not already in the execution cache (per-cell progress; results of
+    # `./run.sh test` in the same profile are reused), writes _build/html, prints a table of
+    # chapter times and where to open the site. --force executes every chapter again.
     exec "$PY" tools/build_book.py --profile "$GSBOOK_PROFILE" "$@"
     ;;
   lab)

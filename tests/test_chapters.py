@@ -106,3 +106,19 @@ def test_every_bibliography_entry_is_cited_somewhere():
 def test_cite_links_become_bibtex_roles():
     text = "A ([X et al., 2024](../references.md#a2024); [Y, 2023](../references.md#b2023)) and [Z](../references.md#c)."
     assert gsbook_lang.cite_links_to_roles(text) == "A {cite:p}`a2024,b2023` and {cite:p}`c`."
+
+
+GSBOOK_IMPORT = re.compile(r"^\s*(?:from\s+(gsbook[\w.]*)\s+import\s+(.+)|import\s+(gsbook[\w.]*)(.*))$", re.M)
+
+
+@pytest.mark.parametrize("doc", CHAPTERS)
+def test_chapters_import_gsbook_one_way(doc):
+    """``from gsbook.<package> import Name``: no deep module paths, no renaming of gsbook's names."""
+    for cell in load(doc).cells:
+        if cell.cell_type != "code":
+            continue
+        for frm, names, plain, rest in GSBOOK_IMPORT.findall(cell.source):
+            line = f"from {frm} import {names}" if frm else f"import {plain}{rest}"
+            assert not plain, f"{doc}: `{line}`: import names from a gsbook package instead"
+            assert frm.count(".") == 1, f"{doc}: `{line}`: import from the package (gsbook.X), not a module inside it"
+            assert " as " not in names, f"{doc}: `{line}`: gsbook's public names are unique; no need to rename"

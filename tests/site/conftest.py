@@ -1,7 +1,9 @@
-"""Fixtures for the website test: build the book (ci profile), serve it, drive headless Chromium.
+"""Fixtures for the website test: build the book, serve it, drive headless Chromium.
 
-* ``site_html`` builds the book once per session with ``tools/build_book.py --profile ci``
-  into a temporary folder (or uses ``GSBOOK_SITE_DIR``, an already built ``_build/html``).
+* ``site_html`` builds the book once per session with ``tools/build_book.py`` in the active
+  profile (``GSBOOK_PROFILE``, ci unless set: what ``./run.sh test`` runs, so the chapters
+  nbval has just executed are reused from the execution cache, not run again) into a
+  temporary folder (or uses ``GSBOOK_SITE_DIR``, an already built ``_build/html``).
 * ``browser`` launches Debian's Chromium through Playwright (``executable_path``; Playwright
   never downloads a browser here). When Chromium is missing and we are root, it is installed
   with apt-get, with a CJK font so that the Chinese screenshots are legible.
@@ -65,7 +67,8 @@ def site_html(tmp_path_factory) -> Path:
         assert (html / "index.html").is_file(), f"GSBOOK_SITE_DIR={given} holds no built site"
         return html
     out = tmp_path_factory.mktemp("book")
-    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "build_book.py"), "--profile", "ci",
+    profile = os.environ.get("GSBOOK_PROFILE") or "ci"
+    proc = subprocess.run([sys.executable, str(ROOT / "tools" / "build_book.py"), "--profile", profile,
                            "--out", str(out)], cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         pytest.fail(f"the book did not build:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
