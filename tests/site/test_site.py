@@ -196,6 +196,6 @@ def test_embedded_widget_runs_without_a_kernel(page, base_url, artifacts):
                            timeout=10_000)
     after = shown_src()
     assert len(after) == 1 and after != before
-    assert "t = 0.35" in fig.inner_text()
+    assert "t = 350 ·" in fig.inner_text()           # the fourth of timesteps [20, 100, 200, 350, …]
     fig.screenshot(path=str(artifacts / "01_sds-noising-widget.png"))
     assert not page.js_errors, page.js_errors
