@@ -66,7 +66,7 @@ def profile() -> str:
     if name == "gpu" and not cuda_available():
         raise RuntimeError(
             "GSBOOK_PROFILE=gpu needs a CUDA device, and PyTorch sees none "
-            f"(torch {torch.__version__}). Install a CUDA build of torch (README, 'GPU'), "
+            f"(torch {torch.__version__}). Install a CUDA build of torch (README, 'CPU and GPU installs'), "
             "or use GSBOOK_PROFILE=cpu."
         )
     return name

@@ -52,7 +52,7 @@ def _resolve_backend(backend: Backend, device: torch.device) -> str:
             raise ValueError("backend='gsplat' needs CUDA tensors; use backend='torch' on the CPU")
         if not gsplat_available():
             raise RuntimeError("backend='gsplat' needs gsplat with working CUDA kernels "
-                               "(pip install gsplat==1.5.3; see README, 'GPU')")
+                               "(pip install gsplat==1.5.3; see README, 'CPU and GPU installs')")
     elif backend not in ("torch", "dense"):
         raise ValueError(f"unknown backend {backend!r}; choose 'auto', 'torch', 'gsplat' or 'dense'")
     return backend
