@@ -385,3 +385,29 @@ def test_stable_diffusion_folder_without_unet_names_it(tiny_sd_folder, tmp_path)
     assert str(broken) in msg and "missing unet/config.json" in msg and "vae" not in msg.split("Expected")[0]
     with pytest.raises(FileNotFoundError, match="no such pipeline folder"):
         StableDiffusionPrior.from_pretrained(tmp_path / "does-not-exist")
+
+
+# ---------------------------------------------------------------- refinement (img2img)
+
+def test_ddim_timesteps_are_stable_diffusions_leading_spacing():
+    from gsbook.sds import ddim_timesteps
+
+    assert ddim_timesteps(1000, 50)[:3] == [980, 960, 940] and ddim_timesteps(1000, 50)[-1] == 0
+    assert len(ddim_timesteps(1000, 50)[int(50 * 0.8):]) == 10          # strength 0.8: the last 10 steps
+    with pytest.raises(ValueError, match="steps"):
+        ddim_timesteps(1000, 0)
+
+
+def test_refining_with_the_oracle_redraws_its_target_and_counts_the_calls():
+    from gsbook.sds import refine_images
+
+    target = torch.rand(3, 8, 8, generator=torch.Generator().manual_seed(0))
+    oracle = CountingPrior(OraclePrior(target, alphas_cumprod=ABAR))
+    render = torch.rand(2, 8, 8, 3, generator=torch.Generator().manual_seed(1))
+    out = refine_images(oracle, render, oracle.encode_prompts(["x"]), strength=0.8, steps=50, guidance_scale=100.0,
+                        generator=torch.Generator().manual_seed(2))
+    assert out.shape == (2, 3, 8, 8)
+    torch.testing.assert_close(out, target.expand(2, 3, 8, 8), atol=1e-4, rtol=1e-4)
+    assert oracle.batches == [4] * 10                       # 10 DDIM steps, one CFG pair of 2 images each
+    with pytest.raises(ValueError, match="strength"):
+        refine_images(oracle, render, oracle.encode_prompts(["x"]), strength=1.0)

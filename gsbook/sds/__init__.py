@@ -10,6 +10,7 @@ module                holds
 ``views``             DreamFusion's view-dependent prompts (front / side / back / overhead)
 ``distill``           :func:`score_distillation` (SDS) and its stop-gradient loss
 ``ism``               :func:`interval_score_matching` (LucidDreamer's ISM)
+``refine``            :func:`refine_images`: the prior redraws a render (img2img; DreamGaussian's stage 2)
 ``oracle``            :class:`OraclePrior`: exact denoiser toward target images (the toy critic)
 ``book``              :class:`BookPrior`: the book's own 32² prior (:mod:`gsbook.diffusion`)
 ``stable_diffusion``  :class:`StableDiffusionPrior`: diffusers' Stable Diffusion, offline
@@ -34,6 +35,7 @@ from gsbook.sds.guidance import GuidedNoise, classifier_free_guidance
 from gsbook.sds.ism import ISMOutput, ddim_invert, interval_score_matching
 from gsbook.sds.oracle import OraclePrior, target_image
 from gsbook.sds.prior import CountingPrior, DiffusionPrior, PromptEmbeddings
+from gsbook.sds.refine import ddim_timesteps, refine_images
 from gsbook.sds.schedules import (DreamGaussianAnneal, NarrowingSchedule, TimestepSchedule, UniformSchedule,
                                   make_schedule, timestep_range)
 from gsbook.sds.stable_diffusion import REQUIRED_COMPONENTS, StableDiffusionPrior, resolve_pipeline_folder
@@ -48,7 +50,7 @@ __all__ = [
     "GuidedNoise", "classifier_free_guidance",
     "view_direction", "view_dependent_prompts",
     "SDSOutput", "prepare_images", "stop_gradient_loss", "draw_noise", "sample_timesteps", "score_distillation",
-    "ISMOutput", "ddim_invert", "interval_score_matching",
+    "ISMOutput", "ddim_invert", "interval_score_matching", "ddim_timesteps", "refine_images",
     "OraclePrior", "target_image", "BookPrior", "pack_text", "unpack_text",
     "StableDiffusionPrior", "resolve_pipeline_folder", "REQUIRED_COMPONENTS",
 ]

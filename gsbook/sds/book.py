@@ -84,7 +84,7 @@ class BookPrior:
         """``rgb [B, 3, 32, 32]`` in [0, 1] → ``x = 2·rgb − 1`` (the model's pixel space)."""
         return rgb * 2 - 1
 
-    def decode(self, x: Tensor) -> Tensor:
+    def decode_images(self, x: Tensor) -> Tensor:
         """Model space → ``rgb`` in [0, 1] (for pictures of x_t or x̂_0)."""
         return ((x + 1) / 2).clamp(0, 1)
 

@@ -117,6 +117,10 @@ class OraclePrior:
         """Identity: the oracle lives in pixel space. ``rgb [B, C, H, W]``."""
         return rgb
 
+    def decode_images(self, x: Tensor) -> Tensor:
+        """Identity (clamped to [0, 1]): the oracle lives in pixel space."""
+        return x.clamp(0, 1)
+
     def predict_noise(self, x_t: Tensor, t: Tensor, embeddings: Tensor) -> Tensor:
         """``ε̂ = (x_t − α_t x*) / σ_t`` with ``x* = embeddings [N, C, H, W]``."""
         t = check_timesteps(t, self.num_train_timesteps, x_t.shape[0])

@@ -83,6 +83,11 @@ class DiffusionPrior(Protocol):
         for a latent diffusion model."""
         ...
 
+    def decode_images(self, x: Tensor) -> Tensor:
+        """Model space ``x [B, C, h, w]`` → ``rgb [B, 3, H, W]`` in [0, 1] (the inverse of
+        :meth:`encode_images`; the VAE decoder for a latent model)."""
+        ...
+
     def predict_noise(self, x_t: Tensor, t: Tensor, embeddings: Tensor) -> Tensor:
         """``ε_φ(x_t, t, y)``: ``x_t [N, C, h, w]``, integer ``t [N]``, ``embeddings [N, ...]``
         → ``[N, C, h, w]``. Called without gradients by SDS."""

@@ -152,8 +152,8 @@ class StableDiffusionPrior:
         return z * self.vae.config.scaling_factor
 
     @torch.no_grad()
-    def decode_latents(self, z: Tensor) -> Tensor:
-        """Latents → ``rgb [B, 3, H, W]`` in [0, 1] (for figures)."""
+    def decode_images(self, z: Tensor) -> Tensor:
+        """Latents → ``rgb [B, 3, H, W]`` in [0, 1] (the VAE decoder)."""
         img = self.vae.decode((z / self.vae.config.scaling_factor).to(self.dtype)).sample
         return (img.float() / 2 + 0.5).clamp(0, 1)
 
