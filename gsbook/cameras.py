@@ -28,7 +28,7 @@ from torch import Tensor
 from .config import resolve_device
 
 __all__ = ["Cameras", "intrinsics_from_fov", "look_at", "orbit_position", "orbit", "four_views", "random_cameras",
-           "rays_from", "pixel_rays", "plucker_rays", "viewmat_to_opengl_c2w", "opengl_c2w_to_viewmat"]
+           "turntable", "rays_from", "pixel_rays", "plucker_rays", "viewmat_to_opengl_c2w", "opengl_c2w_to_viewmat"]
 
 # OpenCV camera axes → OpenGL camera axes: flip y and z.
 _CV_TO_GL = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))
@@ -188,6 +188,20 @@ def random_cameras(n: int, elevation_range: tuple[float, float] = (-30.0, 30.0),
     az = azimuth_range[0] + u[1] * (azimuth_range[1] - azimuth_range[0])
     r = radius_range[0] + u[2] * (radius_range[1] - radius_range[0])
     return orbit(el, az, r, fovy_deg, width, height, device)
+
+
+def turntable(n: int = 8, elevation_deg: float | Sequence[float] = (15.0, 30.0), radius: float = 2.5,
+              fovy_deg: float = 49.1, width: int = 64, height: int = 64,
+              device: str | torch.device | None = None) -> Cameras:
+    """``n`` cameras at azimuths ``0, 360/n, …`` looking at the origin, the views every generator
+    in the book is judged from. ``elevation_deg`` is one angle or a cycle of angles (default:
+    15° and 30° in turn, so half the views look down more steeply)."""
+    if n <= 0:
+        raise ValueError(f"need at least one camera, got n={n}")
+    cycle = [float(elevation_deg)] if isinstance(elevation_deg, (int, float)) else [float(e) for e in elevation_deg]
+    elevations = [cycle[i % len(cycle)] for i in range(n)]
+    azimuths = [360.0 * i / n for i in range(n)]
+    return orbit(elevations, azimuths, radius, fovy_deg, width, height, device)
 
 
 def rays_from(viewmats: Tensor, Ks: Tensor, width: int, height: int) -> tuple[Tensor, Tensor]:

@@ -30,7 +30,7 @@ from .world import CATEGORIES, CATEGORY_NAMES, COLOUR_NAMES, ObjectSpec, parse
 from .zoo import ShippedModel
 
 __all__ = ["JUDGE_SIZE", "NONE_PART", "Judge", "judge_input", "Scores", "accuracy", "r_precision",
-           "all_object_specs"]
+           "all_object_specs", "ViewReadings", "read_views"]
 
 JUDGE_SIZE = 64
 NONE_PART = len(COLOUR_NAMES)          # index of "no part colour" in the part head
@@ -180,3 +180,47 @@ def all_object_specs() -> list[ObjectSpec]:
             else:
                 specs += [ObjectSpec(k, c, p) for p in COLOUR_NAMES if p != c]
     return specs
+
+
+@dataclass
+class ViewReadings:
+    """The judge's reading of each view of one generated object.
+
+    Attributes:
+        readings: one :class:`ObjectSpec` per view.
+        category, colour, part_colour: ``[V]`` bool, whether each view reads that attribute
+            as the caption says (``part_colour`` is all True when the caption names no part).
+    """
+
+    caption: str
+    readings: list[ObjectSpec]
+    category: list[bool]
+    colour: list[bool]
+    part_colour: list[bool]
+
+    def scores(self) -> Scores:
+        """Averages over the views."""
+        mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+        every = [a and b and c for a, b, c in zip(self.category, self.colour, self.part_colour)]
+        return Scores(mean(self.category), mean(self.colour), mean(self.part_colour), mean(every), len(self.readings))
+
+    def worst_and_best(self) -> tuple[float, float]:
+        """The lowest and highest per-view score, a view scoring (category + colour) / 2."""
+        per_view = [(a + b) / 2 for a, b in zip(self.category, self.colour)]
+        return min(per_view), max(per_view)
+
+    def to_dict(self) -> dict:
+        from .world import caption as caption_of
+
+        return {"caption": self.caption, "readings": [caption_of(r) for r in self.readings],
+                "category": self.category, "colour": self.colour, "part_colour": self.part_colour}
+
+
+def read_views(judge: Judge, images: Tensor, intended: str | ObjectSpec) -> ViewReadings:
+    """The judge's reading of ``images [V, H, W, 3]`` (views of one object), against the caption."""
+    spec = parse(intended) if isinstance(intended, str) else intended
+    readings = judge.predict(images)
+    return ViewReadings(intended if isinstance(intended, str) else str(intended), readings,
+                        [r.category == spec.category for r in readings],
+                        [r.colour == spec.colour for r in readings],
+                        [spec.part_colour is None or r.part_colour == spec.part_colour for r in readings])

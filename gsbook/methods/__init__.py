@@ -5,14 +5,20 @@ module      holds                                                               
 ==========  =====================================================================  =======
 ``sds2d``   :class:`ImageSDS`: score distillation on 2D Gaussians (Figure 1, the    §1
             experiment bench)
+``dream-``  :class:`DreamGaussian`: text → 3D Gaussians → textured mesh (Figure 2)   §2
+``gaussian``
 ==========  =====================================================================  =======
 
 DreamGaussian, LGM, GRM and Trellis arrive here. The layer sits above the critics
 (:mod:`gsbook.sds`, :mod:`gsbook.judge`) and everything below; nothing below imports it.
 """
 
+from gsbook.methods.dreamgaussian import (DreamGaussian, DreamGaussianConfig, DreamGaussianResult,
+                                          DreamGaussianStrategy, TextureRefiner, bake_cameras, bake_mesh, dreamgaussian,
+                                          extract_mesh, position_lr)
 from gsbook.methods.sds2d import (SDS_ABLATION, AblationRow, ImageSDS, ImageSDSConfig, ablate, distill_images,
                                   initial_gaussians)
 
-__all__ = ["ImageSDS", "ImageSDSConfig", "distill_images", "initial_gaussians", "SDS_ABLATION", "AblationRow",
+__all__ = ["DreamGaussian", "DreamGaussianConfig", "DreamGaussianStrategy", "position_lr", "extract_mesh", "bake_cameras",
+           "bake_mesh", "TextureRefiner", "DreamGaussianResult", "dreamgaussian", "ImageSDS", "ImageSDSConfig", "distill_images", "initial_gaussians", "SDS_ABLATION", "AblationRow",
            "ablate"]
