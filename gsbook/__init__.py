@@ -20,9 +20,10 @@ generative maths  ``diffusion`` ``flow``                                 noise s
 critics           ``sds`` ``judge``                                      score distillation and its
                                                                          prior adapters; the judge
 methods           ``methods``                                            one whole method per module
-top               ``recipes`` ``train`` ``exercises``                    training recipes and model
-                                                                         cards; the ``train`` command;
-                                                                         the chapters' self-checks
+top               ``recipes`` ``train`` ``generate``                     training recipes and model
+                  ``exercises``                                          cards; the ``train`` and
+                                                                         ``generate`` commands; the
+                                                                         chapters' self-checks
 ================  =====================================================  ==========================
 
 ``zoo`` sits at the bottom because it is only a weights store (files, checksums, model
@@ -44,5 +45,5 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("generative maths", ("diffusion", "flow")),
     ("critics", ("sds", "judge")),
     ("methods", ("methods",)),
-    ("top", ("recipes", "train", "exercises")),
+    ("top", ("recipes", "train", "generate", "exercises")),
 )

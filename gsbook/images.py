@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["hwc", "to_uint8", "to_pil", "png_bytes", "grid", "save_grid", "over_background"]
+__all__ = ["hwc", "to_uint8", "to_pil", "png_bytes", "grid", "save_grid", "over_background", "sharpness"]
 
 
 def hwc(image: Tensor) -> Tensor:
@@ -87,3 +87,18 @@ def over_background(rgb_on_white: Tensor, alpha: Tensor, background: Tensor | fl
     if b.dim() == 2:
         b = b[:, None, None, :]
     return rgb_on_white - (1 - alpha[..., None]) * (1 - b)
+
+
+def sharpness(images: Tensor, background: float = 1.0, tolerance: float = 0.03) -> float:
+    """Mean absolute Laplacian of the grey level over the object's pixels (those farther than
+    ``tolerance`` from the ``background`` grey): how much fine detail renders ``[B, H, W, 3]``
+    hold. A blurred image scores lower than a sharp one of the same object."""
+    if images.dim() != 4 or images.shape[-1] != 3:
+        raise ValueError(f"sharpness takes images [B, H, W, 3], got {list(images.shape)}")
+    grey = images.detach().float().mean(-1)
+    centre = grey[:, 1:-1, 1:-1]
+    laplacian = 4 * centre - grey[:, :-2, 1:-1] - grey[:, 2:, 1:-1] - grey[:, 1:-1, :-2] - grey[:, 1:-1, 2:]
+    mask = (centre - background).abs() > tolerance
+    if not mask.any():
+        raise ValueError("no object pixels: every pixel is the background")
+    return float(laplacian.abs()[mask].mean())

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from gsbook.images import grid, hwc, over_background, png_bytes, save_grid, to_pil, to_uint8
+from gsbook.images import grid, hwc, over_background, png_bytes, save_grid, sharpness, to_pil, to_uint8
 
 
 def test_both_layouts_give_the_same_pixels():
@@ -48,3 +48,15 @@ def test_over_background_recomposites_renders_made_on_white():
         b = torch.as_tensor(bg).reshape(-1)[None, None, None, :] if torch.is_tensor(bg) else bg
         expected = alpha[..., None] * colour + (1 - alpha[..., None]) * b
         torch.testing.assert_close(over_background(on_white, alpha, bg), expected.expand(1, 1, 3, 3))
+
+
+def test_sharpness_is_higher_for_a_sharp_image_than_its_blur():
+    import torch.nn.functional as F
+
+    g = torch.Generator().manual_seed(0)
+    sharp = torch.ones(1, 32, 32, 3)
+    sharp[:, 8:24, 8:24] = torch.rand(16, 16, 3, generator=g) * 0.6    # a noisy patch on white
+    blurred = F.avg_pool2d(sharp.permute(0, 3, 1, 2), 3, stride=1, padding=1, count_include_pad=False).permute(0, 2, 3, 1)
+    assert sharpness(sharp) > 2 * sharpness(blurred) > 0
+    with pytest.raises(ValueError, match="no object pixels"):
+        sharpness(torch.ones(1, 8, 8, 3))

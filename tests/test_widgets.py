@@ -234,3 +234,151 @@ def test_prior_figure_width_sets_the_resolution(tiny_prior, tiny_config):
     fig = sds_loop.figure(width=12, n=3, steps=1, denoiser="prior", prompt=PROMPT, prior=tiny_prior,
                           config=tiny_config)
     assert fig.loop.config.resolution == 12 and (fig.record["width"], fig.record["height"]) == (12, 12)
+
+
+# --- Figure 2: SDS-driven convergence (§2), DreamGaussian's stage 1 with densification --------
+
+from dataclasses import replace  # noqa: E402
+
+from gsbook.methods.dreamgaussian import DreamGaussian, DreamGaussianConfig  # noqa: E402
+from widgets import convergence  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def conv_config():
+    """16² views for the tiny prior; every seen Gaussian densified and none pruned, so that N
+    surely changes at each densification step (and only there)."""
+    return DreamGaussianConfig(resolution=16, grow_grad2d=0.0, prune_scale=100.0, prune_opacity=0.0)
+
+
+@pytest.fixture(scope="module")
+def conv_fig(tiny_prior, conv_config):
+    return convergence.figure(prior=tiny_prior, prompt=PROMPT, n=12, steps=5, densify_every=2, seed=0, size=16,
+                              config=conv_config, caption="200 <random> Gaussians", progress=False)
+
+
+def conv_data(page: str) -> dict:
+    return json.loads(re.search(r'class="gsbook-data">(.*?)</script>', page, re.S).group(1))
+
+
+def test_convergence_records_every_step_and_n_changes_only_when_densifying(conv_fig):
+    rec = conv_fig.record
+    assert len(rec["n"]) == 6 and len(rec["t"]) == len(rec["loss"]) == len(rec["grad_norm"]) == 5
+    assert rec["n"][0] == 12 and rec["n"][1:] == [h["n"] for h in conv_fig.run.history]
+    assert rec["loss"] == [h["loss"] for h in conv_fig.run.history] and all(v > 0 for v in rec["loss"])
+    assert rec["t"] == sorted(rec["t"], reverse=True)                       # annealed
+    assert rec["densify"] == [2, 4]
+    assert conv_fig.jumps == [2, 4] and rec["n"][4] > rec["n"][2] > rec["n"][1]
+    c = conv_fig.run.config
+    assert (c.n_init, c.steps, c.densify_every, c.seed, c.resolution) == (12, 5, 2, 0, 16)
+    assert rec["iterations"] == [0, 1, 2, 3, 4, 5] and len(rec["frames"]) == 6
+    assert all(f.startswith(b"\x89PNG") for f in rec["frames"]) and rec["frames"][0] != rec["frames"][-1]
+    assert rec["readouts"][0] == "iter 0 · N = 12 · t = – · loss = –"
+    assert rec["readouts"][3] == f"iter 3 · N = {rec['n'][3]} · t = {rec['t'][2]} · loss = {rec['loss'][2]:.4g}"
+
+
+def test_convergence_long_runs_embed_every_kth_frame(tiny_prior, conv_config):
+    assert convergence.frame_stride(120) == 1 and convergence.frame_stride(300) == 2
+    assert convergence.frame_stride(500) == 4
+    run = DreamGaussian(tiny_prior, PROMPT, convergence.figure_config(8, 5, 2, 0, conv_config))
+    rec = convergence.precompute(run, 5, size=12, every=2, progress=False)
+    assert rec["iterations"] == [0, 2, 4, 5] and len(rec["frames"]) == 4
+    assert len(rec["n"]) == 6 and len(rec["loss"]) == 5                     # the curves keep every step
+    with pytest.raises(ValueError, match="from its start"):
+        convergence.precompute(run, 1, progress=False)
+
+
+def test_convergence_static_player_is_self_contained(conv_fig):
+    page = conv_fig._repr_mimebundle_()["text/html"]
+    assert 'data-figure="convergence"' in page and 'data-frames="6"' in page and 'data-iteration="0"' in page
+    for action in ("play", "step", "reset"):
+        assert f'data-action="{action}"' in page
+    assert 'type="range"' in page and 'max="5"' in page
+    assert "http://" not in page and "https://" not in page and "<script src" not in page
+    assert "200 &lt;random&gt; Gaussians" in page and "<random>" not in page      # escaped
+    data = conv_data(page)
+    assert len(data["frames"]) == len(data["readouts"]) == len(data["n"]) == len(data["badges"]) == 6
+    assert data["iterations"] == [0, 1, 2, 3, 4, 5] and data["n"] == conv_fig.n
+    assert data["readouts"] == conv_fig.record["readouts"]
+    # the counter flashes at the densification frames, not before the first
+    assert data["badges"][:2] == ["", ""]
+    assert data["badges"][2] == f"+{conv_fig.n[2] - conv_fig.n[1]} at step 2"
+    assert data["badges"][4].endswith("at step 4")
+    # the curves: N(step) and the loss, densification steps dashed, a marker per chart and frame
+    assert 'data-chart="n"' in page and 'data-chart="loss"' in page
+    assert page.count('class="gsbook-densify"') == 4                        # steps 2 and 4, two charts
+    assert page.count('data-marker="n"') == page.count('data-marker="loss"') == 1
+    assert len(data["marks"]["n"]) == len(data["marks"]["loss"]) == 6 and data["marks"]["loss"][0] is None
+    ys = [y for _, y in data["marks"]["n"]]
+    assert ys[2] < ys[1] and ys[4] < ys[3]                                  # N rises: the marker goes up
+    assert 'class="gsbook-n"' in page and ">12<" in page
+    with pytest.raises(ValueError):
+        convergence.static_html({**conv_fig.record, "readouts": conv_fig.record["readouts"][:-1]})
+
+
+def test_convergence_summary(conv_fig):
+    bundle = conv_fig._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    n = conv_fig.n
+    assert bundle["text/plain"] == (f"Convergence figure ({PROMPT!r}): 6 frames over 5 steps, N 12 → {n[-1]} "
+                                    f"(max {max(n)}), 2 densification jumps (at step 2, 4)")
+
+
+def test_convergence_live_widget_steps_in_the_kernel_and_resets(conv_fig):
+    import ipywidgets as W
+
+    box = conv_fig.widget
+    controls = box.children[0].children
+    buttons = {w.description: w for w in controls if isinstance(w, W.Button)}
+    play = next(w for w in controls if isinstance(w, W.Play))
+    readout, (image, side) = box.children[1], box.children[2].children
+    counter, curves = side.children
+    assert set(buttons) == {"step", "reset"} and play.max == 5 and play is box.play
+    run = box.state["run"]
+    assert run.iteration == 0 and "iter 0 · N = 12 ·" in readout.value
+    first = image.value
+    buttons["step"].click()
+    assert play.value == 1 and run.iteration == 1 and image.value != first
+    assert "iter 1 · N = " in readout.value and f"t = {run.history[0]['t']} ·" in readout.value
+    assert "at step" not in counter.value
+    play.value = 3                                  # what the Play widget's ticks do: steps run in the kernel
+    assert run.iteration == 3 and "iter 3 ·" in readout.value
+    assert f">{run.history[2]['n']}<" in counter.value and "at step 2" in counter.value
+    assert 'data-chart="n"' in curves.value and 'data-chart="loss"' in curves.value
+    assert [h["n"] for h in run.history] == conv_fig.n[1:4]               # the same seed: the same run
+    third = image.value
+    play.value = 1                                  # back: a kept frame, nothing recomputed
+    assert run.iteration == 3 and "iter 1 ·" in readout.value
+    play.value = 3
+    assert image.value == third
+    buttons["reset"].click()
+    assert play.value == 0 and box.state["run"] is not run and box.state["run"].iteration == 0
+    assert image.value == first and "iter 0 ·" in readout.value
+
+
+def test_convergence_text_helpers():
+    n = [10, 10, 14, 14, 14, 20]
+    assert convergence.badge(n, 1, 3) == "" and convergence.badge(n, 2, 3) == "+4 at step 2"
+    assert convergence.badge(n, 4, 3) == "+4 at step 2" and convergence.badge(n, 5, 3) == "+6 at step 5"
+    assert convergence.badge([10, 8], 1, 3) == "−2 at step 1"
+    assert convergence.badge(n, 4, 2) == ""
+    assert convergence.jumps(n) == [2, 5]
+    assert convergence.readout(2, n, [900, 800], [1.0, 0.123456]) == "iter 2 · N = 14 · t = 800 · loss = 0.1235"
+    assert "+4 at step 2" in convergence.counter_html(14, "+4 at step 2")
+    svg = convergence.curves_svg(n, [1.0, 10.0, 100.0, 0.01, 0.1], 5, [2, 4], marker=0, t=[900, 1, 1, 1, 20])
+    assert svg.count("<svg") == 2 and "t 900 → 20" in svg and 'visibility="hidden"' in svg
+    with pytest.raises(ValueError):
+        convergence.curves_svg(n, [1.0], 5, [])
+
+
+def test_convergence_config_keeps_sparse_gaussians_from_the_size_pruning(conv_config):
+    from gsbook.methods import prune_size
+
+    c = convergence.figure_config(200, 120, 100, 3)
+    assert (c.n_init, c.steps, c.densify_every, c.seed) == (200, 120, 100, 3)
+    # the pruning size follows the initial spacing (prune_size), so 200 Gaussians are not pruned at once
+    assert prune_size(c) == pytest.approx(prune_size(DreamGaussianConfig()) * (5000 / 200) ** (1 / 3))
+    given = convergence.figure_config(200, 7, 3, 1, conv_config)           # a given config is kept as it is
+    assert given.prune_scale == conv_config.prune_scale and given.resolution == 16 and given.n_init == 200
+    assert convergence.densify_steps(c) == [100] and convergence.densify_steps(c, 300) == [100, 200, 300]
+    assert convergence.densify_steps(replace(c, densify_until=200), 300) == [100]

@@ -10,8 +10,10 @@ Exercise cells keep their reference solution between nbgrader's markers::
     ### END SOLUTION
 
 nbgrader's own ``ClearSolutions`` preprocessor replaces each such region by
-``# YOUR CODE HERE`` / ``raise NotImplementedError()``; everything else (prose, self-check
-cells that call ``gsbook.exercises.check_*``) is kept. Teachers using nbgrader can instead
+``# YOUR CODE HERE`` / ``raise NotImplementedError()``, and ``ClearHiddenTests`` removes the
+graded cells' hidden tests (between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS``:
+they check the student's function on inputs the student never sees); everything else
+(prose, the visible checks, cells that call ``gsbook.exercises.check_*``) is kept. Teachers using nbgrader can instead
 put the chapters in a course's ``source/`` folder and run ``nbgrader generate_assignment``:
 the cells carry nbgrader metadata (solution cells, and graded check cells worth 1 point).
 """
@@ -28,11 +30,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def student_version(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """A copy of ``notebook`` with every solution region replaced by a stub and no outputs."""
-    from nbgrader.preprocessors import ClearSolutions
+    """A copy of ``notebook`` with every solution region replaced by a stub, every hidden test
+    removed, and no outputs."""
+    from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
 
-    clear = ClearSolutions(enforce_metadata=False)
-    nb, _ = clear.preprocess(nbformat.from_dict(notebook), {})
+    nb, _ = ClearSolutions(enforce_metadata=False).preprocess(nbformat.from_dict(notebook), {})
+    nb, _ = ClearHiddenTests(enforce_metadata=False).preprocess(nb, {})
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None

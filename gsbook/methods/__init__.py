@@ -13,12 +13,12 @@ DreamGaussian, LGM, GRM and Trellis arrive here. The layer sits above the critic
 (:mod:`gsbook.sds`, :mod:`gsbook.judge`) and everything below; nothing below imports it.
 """
 
-from gsbook.methods.dreamgaussian import (DreamGaussian, DreamGaussianConfig, DreamGaussianResult,
-                                          DreamGaussianStrategy, TextureRefiner, bake_cameras, bake_mesh, dreamgaussian,
-                                          extract_mesh, position_lr)
+from gsbook.methods.dreamgaussian import (BOOK_CHANGES, DREAMGAUSSIAN_ABLATION, PAPER_SETTINGS, DreamGaussian, DreamGaussianConfig, DreamGaussianResult,
+                                          DreamGaussianStrategy, TextureRefiner, bake_cameras, bake_mesh, dreamgaussian_text_to_3d,
+                                          extract_mesh, position_lr, prune_size)
 from gsbook.methods.sds2d import (SDS_ABLATION, AblationRow, ImageSDS, ImageSDSConfig, ablate, distill_images,
                                   initial_gaussians)
 
-__all__ = ["DreamGaussian", "DreamGaussianConfig", "DreamGaussianStrategy", "position_lr", "extract_mesh", "bake_cameras",
-           "bake_mesh", "TextureRefiner", "DreamGaussianResult", "dreamgaussian", "ImageSDS", "ImageSDSConfig", "distill_images", "initial_gaussians", "SDS_ABLATION", "AblationRow",
+__all__ = ["PAPER_SETTINGS", "BOOK_CHANGES", "DREAMGAUSSIAN_ABLATION", "DreamGaussian", "DreamGaussianConfig", "DreamGaussianStrategy", "prune_size", "position_lr", "extract_mesh", "bake_cameras",
+           "bake_mesh", "TextureRefiner", "DreamGaussianResult", "dreamgaussian_text_to_3d", "ImageSDS", "ImageSDSConfig", "distill_images", "initial_gaussians", "SDS_ABLATION", "AblationRow",
            "ablate"]

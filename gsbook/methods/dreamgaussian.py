@@ -43,10 +43,53 @@ from gsbook.gaussians import Gaussians, init_ball
 from gsbook.mesh import (TexturedMesh, bake_texture, clean_mesh, decimate_mesh, gaussian_density, level_set_mesh,
                          render_textured_mesh, uv_unwrap)
 from gsbook.render import render
-from gsbook.sds import DiffusionPrior, make_schedule, refine_images, score_distillation
+from gsbook.sds import (DiffusionPrior, interval_score_matching, make_schedule, refine_images,
+                        score_distillation)
 
-__all__ = ["DreamGaussianConfig", "DreamGaussianStrategy", "DreamGaussian", "position_lr", "extract_mesh",
-           "bake_cameras", "bake_mesh", "TextureRefiner", "DreamGaussianResult", "dreamgaussian"]
+__all__ = ["PAPER_SETTINGS", "BOOK_CHANGES", "DREAMGAUSSIAN_ABLATION", "DreamGaussianConfig", "DreamGaussianStrategy",
+           "DreamGaussian", "prune_size", "position_lr", "extract_mesh", "bake_cameras", "bake_mesh", "TextureRefiner",
+           "DreamGaussianResult", "dreamgaussian_text_to_3d"]
+
+
+# DreamGaussian's own settings for text-to-3D, read from its code (github.com/dreamgaussian/
+# dreamgaussian: configs/text.yaml; main.py for the cameras, densification and baking views;
+# main2.py and guidance/sd_utils.py for stage 2), in this module's field names and units.
+# The positions' learning rate is text.yaml's 0.001 → 0.00002 times the spatial_lr_scale of 10
+# that gs_renderer.py's initialize() passes for the ball initialisation.
+PAPER_SETTINGS: dict[str, object] = {
+    "steps": 500, "n_init": 5000, "init_radius": 0.5, "views": 1, "resolution": 512, "guidance_scale": 100.0,
+    "weighting": "sds", "schedule": "anneal", "t_range": (0.02, 0.98), "elevation_range": (-30.0, 30.0),
+    "azimuth_range": (-180.0, 180.0), "radius": 2.5, "fovy": 49.1, "invert_background": 0.5,
+    "position_lr": (0.01, 0.0002), "position_lr_steps": 300, "colour_lr": 0.01, "opacity_lr": 0.05,
+    "scale_lr": 0.005, "rotation_lr": 0.005, "densify_every": 50, "densify_until": 3000, "grow_grad2d": 0.01,
+    "extent": 0.5, "percent_dense": 0.01, "prune_opacity": 0.01, "prune_scale": 0.1, "opacity_reset_every": 700,
+    "mesh_resolution": 128, "density_threshold": 1.0, "max_faces": 100_000, "texture_size": 1024,
+    "bake_resolution": 512, "refine_steps": 50, "refine_views": 1, "refine_resolution": 512, "texture_lr": 0.2,
+    "refine_strength": (0.8, 0.95), "refine_sampler_steps": 50, "refine_guidance": 100.0,
+}
+# What the book's cpu profile changes, and why (§2 prints this table).
+BOOK_CHANGES: dict[str, str] = {
+    "resolution": "the book's prior sees 32² (DreamGaussian renders 128 → 256 → 512 for Stable Diffusion's 64² latents)",
+    "guidance_scale": "above about 20 the book's prior over-drives colours and adds noise (§1; the tuning prompts)",
+    "grow_grad2d": "0.01 is set for Stable Diffusion's latent gradients; this prior's pixel gradients are far larger",
+    "mesh_resolution": "a 64³ grid resolves ShapeWorld's parts; 128³ costs 8× the Gaussian evaluations",
+    "density_threshold": "fewer, fainter Gaussians: at 0.1 the mesh's silhouette matches theirs best",
+    "max_faces": "the CPU rasterizer renders 20 k faces in tens of milliseconds",
+    "texture_size": "flat-coloured objects seen at 64² need no finer texture",
+    "bake_resolution": "half the texture's side, as DreamGaussian bakes 512² renders into a 1024² texture",
+    "refine_resolution": "twice the prior's 32², as DreamGaussian renders at 512² for a 512² critic",
+    "refine_guidance": "at 100 the prior's redraws lose the prompt's colours",
+}
+
+
+# One change at a time from the book's recipe (§2's ablations; benchmarks/dreamgaussian.py --ablation).
+DREAMGAUSSIAN_ABLATION: dict[str, dict] = {
+    "the book's recipe": {},
+    "no densification": {"densify_until": 0},          # neither clone, split nor prune: N stays as initialised
+    "uniform t": {"schedule": "uniform"},               # DreamFusion's random timesteps instead of the anneal
+    "guidance 100": {"guidance_scale": 100.0},          # DreamGaussian's own scale (for Stable Diffusion)
+    "ISM": {"distillation": "ism"},                     # LucidDreamer's interval score matching
+}
 
 
 @dataclass
@@ -62,6 +105,7 @@ class DreamGaussianConfig:
     resolution: int = 64                    # DG renders 128 → 256 → 512 for a 64² latent; the book's prior sees 32²
     guidance_scale: float = 10.0            # DG: 100 with Stable Diffusion; the book's prior over-drives above ~20 (§1, and the tuning prompts)
     weighting: str = "sds"                  # w(t) = 1 − ᾱ_t, as DG's sd_utils
+    distillation: str = "sds"               # "sds" (DG) or "ism" (LucidDreamer's interval score matching)
     schedule: str = "anneal"                # DG: anneal_timestep True
     t_range: tuple[float, float] = (0.02, 0.98)
     elevation_range: tuple[float, float] = (-30.0, 30.0)   # DG: randint(-30, 30) for elevation 0
@@ -81,7 +125,7 @@ class DreamGaussianConfig:
     extent: float = 0.5                     # DG: densify_and_prune(extent=0.5)
     percent_dense: float = 0.01             # DG: clone below 0.01 × extent, split above
     prune_opacity: float = 0.01             # DG: min_opacity
-    prune_scale: float = 0.1                # 3DGS / DG: prune Gaussians larger than 0.1 × extent
+    prune_scale: float = 0.1                # 3DGS / DG: prune Gaussians larger than 0.1 × extent (see prune_size)
     opacity_reset_every: int = 700          # DG: opacity_reset_interval (never reached in 500 steps)
     # --- stage 2: the mesh and its texture ------------------------------------------------
     mesh_resolution: int = 64               # DG: 128 (density grid side)
@@ -109,16 +153,32 @@ class DreamGaussianConfig:
                              f"resolution={self.resolution}")
         if not 0.0 <= self.invert_background <= 1.0:
             raise ValueError(f"invert_background is a probability, got {self.invert_background}")
+        if self.distillation not in ("sds", "ism"):
+            raise ValueError(f"distillation must be 'sds' or 'ism', got {self.distillation!r}")
         if self.densify_every < 1:
             raise ValueError(f"densify_every must be ≥ 1, got {self.densify_every}")
 
     @classmethod
     def for_profile(cls, profile: str | None = None, **overrides) -> "DreamGaussianConfig":
-        """The profile's sizes (``ci``: seconds; ``cpu``: about a minute a prompt on 2 cores;
-        ``gpu``: DreamGaussian's own counts)."""
-        sizes = {"ci": dict(steps=60, n_init=500), "cpu": {}, "gpu": dict(n_init=5000, resolution=128)}
+        """The profile's sizes (``ci``: seconds; ``cpu``: under a minute a prompt on 2 cores;
+        ``gpu``: DreamGaussian's own counts and mesh sizes, at the resolutions a 32² critic can use)."""
+        sizes = {"ci": dict(steps=100, n_init=1000, mesh_resolution=32, max_faces=2000, texture_size=64,
+                            bake_resolution=64, refine_steps=5, refine_sampler_steps=10, refine_resolution=32),
+                 "cpu": {},
+                 "gpu": dict(n_init=5000, resolution=128, mesh_resolution=128, max_faces=100_000, texture_size=1024,
+                             bake_resolution=512, refine_resolution=256)}
         chosen = sizes[profile] if profile is not None else pick(**sizes)
         return cls(**{**chosen, **overrides})
+
+
+def prune_size(config: DreamGaussianConfig) -> float:
+    """The world size above which a Gaussian is pruned: DreamGaussian's ``prune_scale × extent``
+    (0.05), which suits its 5,000 initial points (their nearest-neighbour scales are about
+    0.04). Fewer points in the same ball are spaced wider, ``∝ n^(-1/3)``, and would all be
+    "oversized" at the first refinement (200 points: 199 pruned); the limit is scaled by
+    ``(5000 / n_init)^(1/3)`` so that its ratio to the initial spacing stays DreamGaussian's."""
+    reference = PAPER_SETTINGS["n_init"]
+    return config.prune_scale * config.extent * max(1.0, (reference / config.n_init) ** (1 / 3))
 
 
 def position_lr(config: DreamGaussianConfig, step: int) -> float:
@@ -154,8 +214,10 @@ class DreamGaussianStrategy(DefaultStrategy):
 class DreamGaussian:
     """Stage 1 of DreamGaussian for one prompt; :meth:`step` is one SDS update (with densification).
 
-    Attributes (after steps): ``iteration``, ``history`` (per step: ``t``, ``n`` Gaussians,
-    ``grad_norm`` ‖g‖, ``seconds``), ``gaussians`` (the current scene, detached).
+    Attributes (after steps): ``iteration``, ``history`` (per step: ``t``, ``n`` Gaussians after
+    the step's densification, ``grad_norm`` ‖g‖, ``loss`` (the SDS loss value, ½‖g‖² per view: a
+    diagnostic, not an objective that falls), ``seconds``), ``gaussians`` (the current scene,
+    detached).
     """
 
     prior: DiffusionPrior
@@ -178,7 +240,7 @@ class DreamGaussian:
                            for k, lr in lrs.items()}
         self.strategy = DreamGaussianStrategy(
             prune_opa=c.prune_opacity, grow_grad2d=c.grow_grad2d, grow_scale3d=c.percent_dense,
-            prune_scale3d=c.prune_scale, refine_start_iter=0, refine_stop_iter=c.densify_until,
+            prune_scale3d=prune_size(c) / c.extent, refine_start_iter=0, refine_stop_iter=c.densify_until,
             refine_every=c.densify_every, reset_every=c.opacity_reset_every, refine_scale2d_stop_iter=0)
         self.strategy.check_sanity(self.params, self.optimizers)
         self.state = self.strategy.initialize_state(scene_scale=c.extent)
@@ -215,9 +277,10 @@ class DreamGaussian:
         cams, backgrounds = self.cameras()
         out = render(Gaussians.from_params(self.params), cams, background=backgrounds)
         self.strategy.step_pre_backward(self.params, self.optimizers, self.state, self.iteration, out.info)
-        sds = score_distillation(self.prior, out.image, self.embeddings, guidance_scale=c.guidance_scale,
-                                 weighting=c.weighting, schedule=self.schedule, step=self.iteration,
-                                 generator=self.generator, reduction="batch_mean")
+        distill = score_distillation if c.distillation == "sds" else interval_score_matching
+        weighting = c.weighting if c.distillation == "sds" else "lucid"
+        sds = distill(self.prior, out.image, self.embeddings, guidance_scale=c.guidance_scale, weighting=weighting,
+                      schedule=self.schedule, step=self.iteration, generator=self.generator, reduction="batch_mean")
         sds.loss.backward()
         for opt in self.optimizers.values():
             opt.step()
@@ -231,7 +294,7 @@ class DreamGaussian:
                                              packed=False)
         self.iteration += 1
         norm = float(sds.grad.norm())
-        self.history.append({"t": int(sds.t[0]), "n": self.n, "grad_norm": norm,
+        self.history.append({"t": int(sds.t[0]), "n": self.n, "grad_norm": norm, "loss": float(sds.loss.detach()),
                              "seconds": time.perf_counter() - start})
         return norm
 
@@ -336,8 +399,9 @@ class TextureRefiner:
         loss.backward()
         self.optimizer.step()
         self.iteration += 1
-        self.history.append({"loss": float(loss), "strength": strength, "seconds": time.perf_counter() - start})
-        return float(loss)
+        value = float(loss.detach())
+        self.history.append({"loss": value, "strength": strength, "seconds": time.perf_counter() - start})
+        return value
 
     def run(self, steps: int | None = None, progress: bool = False) -> TexturedMesh:
         from tqdm.auto import tqdm
@@ -364,7 +428,7 @@ class DreamGaussianResult:
     stage2_history: list[dict]
 
 
-def dreamgaussian(prior: DiffusionPrior, prompt: str, config: DreamGaussianConfig | None = None, stages: int = 2,
+def dreamgaussian_text_to_3d(prior: DiffusionPrior, prompt: str, config: DreamGaussianConfig | None = None, stages: int = 2,
                   progress: bool = False) -> DreamGaussianResult:
     """Text → Gaussians (stage 1) → textured mesh (stage 2), DreamGaussian's whole recipe."""
     if stages not in (1, 2):

@@ -199,3 +199,67 @@ def test_embedded_widget_runs_without_a_kernel(page, base_url, artifacts):
     assert "t = 350 ·" in fig.inner_text()           # the fourth of timesteps [20, 100, 200, 350, …]
     fig.screenshot(path=str(artifacts / "01_sds-noising-widget.png"))
     assert not page.js_errors, page.js_errors
+
+
+def test_static_convergence_figure_plays_and_counts_densification(page, base_url, artifacts, external_requests):
+    """§2's Figure 2: 200 random Gaussians under real SDS; the N counter jumps when densified."""
+    goto(page, f"{base_url}/chapters/02_dreamgaussian.html")
+    fig = page.locator(".gsbook-player[data-figure=convergence]")
+    assert fig.count() == 1, "the static convergence figure is missing (or the live widget was shown instead)"
+    fig.scroll_into_view_if_needed()
+    steps, frames = int(fig.get_attribute("data-steps")), int(fig.get_attribute("data-frames"))
+    assert steps >= 100 and 100 <= frames <= steps + 1
+    for chart in ("n", "loss"):                     # the curves, densification marked, a marker each
+        assert fig.locator(f"svg[data-chart={chart}] .gsbook-curve").count() == 1
+        assert fig.locator(f"svg[data-chart={chart}] .gsbook-densify").count() >= 1
+        assert fig.locator(f"svg circle[data-marker={chart}]").count() == 1
+    img, counter, readout = fig.locator("img.gsbook-frame"), fig.locator(".gsbook-n"), fig.locator(".gsbook-readout")
+
+    def state():
+        return (int(fig.get_attribute("data-iteration")), img.get_attribute("src"), counter.inner_text(),
+                readout.inner_text(), fig.locator("circle[data-marker=n]").get_attribute("cx"))
+
+    it0, src0, n0, text0, cx0 = state()
+    assert it0 == 0 and n0 == "200" and text0 == "iter 0 · N = 200 · t = – · loss = –"
+    fig.screenshot(path=str(artifacts / "02_dreamgaussian-convergence-iter0.png"))
+
+    fig.locator("[data-action=step]").click()
+    it1, src1, _, text1, cx1 = state()
+    assert it1 >= 1 and src1 != src0 and text1.startswith(f"iter {it1} · N = ") and cx1 != cx0
+
+    # across the first densification (step 100): the counter's N changes and it says by how much
+    iterations = page.evaluate("(id) => JSON.parse(document.querySelector('#' + id + ' script.gsbook-data')"
+                               ".textContent).iterations", fig.get_attribute("id"))
+    before = max(i for i, k in enumerate(iterations) if k < 100)
+    slider = fig.locator("input[type=range]")
+    slider.fill(str(before))
+    slider.dispatch_event("input")
+    assert int(fig.get_attribute("data-iteration")) == iterations[before]
+    n_before = counter.inner_text()
+    fig.locator("[data-action=step]").click()
+    assert int(fig.get_attribute("data-iteration")) == 100
+    n_after = counter.inner_text()
+    assert n_after != n_before, "N did not change across the densification step"
+    assert fig.locator(".gsbook-dn").inner_text().endswith("at step 100")
+    assert readout.inner_text().startswith(f"iter 100 · N = {n_after} ·")
+    fig.screenshot(path=str(artifacts / "02_dreamgaussian-convergence-densified.png"))
+
+    # play runs on its own, pause stops it, reset goes back to the random Gaussians
+    fig.locator("[data-action=reset]").click()
+    fig.locator("[data-action=play]").click()
+    fid = fig.get_attribute("id")
+    page.wait_for_function(f"() => +document.getElementById('{fid}').getAttribute('data-iteration') >= 20",
+                           timeout=20_000)
+    fig.locator("[data-action=play]").click()       # pause
+    paused = fig.get_attribute("data-iteration")
+    page.wait_for_timeout(300)
+    assert fig.get_attribute("data-iteration") == paused
+    fig.locator("[data-action=play]").click()
+    page.wait_for_function(f"() => +document.getElementById('{fid}').getAttribute('data-iteration') === {steps}",
+                           timeout=60_000)
+    assert counter.inner_text() != "200"
+    fig.screenshot(path=str(artifacts / "02_dreamgaussian-convergence-end.png"))
+    fig.locator("[data-action=reset]").click()
+    assert state()[:3] == (0, src0, "200")
+    assert not page.js_errors, page.js_errors
+    assert external_requests == [], f"the figure tried to reach the network: {external_requests[:5]}"

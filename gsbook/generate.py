@@ -1,0 +1,630 @@
+"""``gsbook generate METHOD PROMPT --out DIR``: one command, one output, for every generator.
+
+Every generator of the book (DreamGaussian in §2; LGM, GRM and Trellis later) runs through
+this command and writes the same files into ``DIR``:
+
+* ``gaussians.ply`` — the Gaussians in the standard 3DGS layout (:func:`gsbook.io.save_ply`),
+  and ``gaussians.splat`` (:func:`gsbook.io.save_splat`) for web viewers;
+* ``turntable.png`` — the Gaussians rendered on white from :func:`gsbook.cameras.turntable`
+  (8 azimuths, elevations 15° and 30°), one row; when the method makes a mesh, a second row
+  shows the textured mesh from the same cameras;
+* ``result.json`` — method, prompt, seed, profile, device, the full config, seconds per stage
+  and in all, the Gaussian and face counts, and the judge's reading of each of the 8 views,
+  of the Gaussians and of the mesh; gsbook's and torch's versions;
+* what the method adds: ``mesh.glb`` and ``mesh.obj`` (+ ``mesh.mtl``, ``mesh.png``) for a
+  textured mesh; one PNG per extra image (e.g. the 4 input views of LGM).
+
+Every method is scored the same way, here and nowhere else: the same judge
+(:class:`gsbook.judge.Judge`), the same 8 views (:func:`score`).
+
+Bad input fails fast, with a one-line message and exit status 2, and writes nothing: an
+unknown method, a prompt with a word ShapeWorld does not have (checked before any model
+loads), an impossible setting, an existing non-empty ``DIR`` without ``--force``. The files
+are written into a hidden folder beside ``DIR`` and renamed into place at the end, so a run
+that fails midway leaves no half-written ``DIR``.
+
+    gsbook generate --list
+    gsbook generate dreamgaussian "a red ball" --out out/red-ball
+    gsbook generate dreamgaussian a blue mushroom with a white stem --profile ci --out out/m --force
+    python -m gsbook.generate dreamgaussian "a green box" --steps 200 --stages 1 --out out/cube
+
+Adding a method is registering one function (:func:`register`): it receives a
+:class:`Request` and returns :class:`Generated`; the command does the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor
+
+from . import __version__
+from .cameras import turntable
+from .config import PROFILES, cuda_available, profile
+from .gaussians import Gaussians
+from .images import hwc, to_pil
+from .io import save_ply, save_splat
+from .judge import Judge, read_views
+from .mesh import TexturedMesh, render_textured_mesh
+from .render import render
+from .world import ObjectSpec, PromptError, parse
+
+__all__ = ["Request", "Generated", "Method", "GENERATORS", "register", "UsageError", "parse_settings",
+           "turntable_views", "score", "write_result", "cli"]
+
+PROG = "gsbook generate"
+TURNTABLE_VIEWS = 8                    # the views every method is judged from: turntable(8) …
+TURNTABLE_ELEVATIONS = (15.0, 30.0)    # … at 15° and 30° in turn (turntable's default)
+RESERVED = {"gaussians", "turntable", "result", "mesh"}   # file stems the common files use
+
+
+# ============================================================================== the registry
+@dataclass(frozen=True)
+class Request:
+    """What the command asks a method for.
+
+    Attributes:
+        method: the registered name.
+        prompt: the prompt, already checked against ShapeWorld's vocabulary (one object).
+        seed, profile, device: the run's seed, the profile that sizes it, where it runs.
+        config: what the method's ``configure`` returned (its validated settings).
+        options: the method's own command-line options (e.g. ``{"stages": 2}``).
+    """
+
+    method: str
+    prompt: str
+    seed: int
+    profile: str
+    device: str
+    config: Any = None
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class Generated:
+    """What a method made.
+
+    Attributes:
+        gaussians: the result (every method makes Gaussians).
+        config: the full settings actually used, JSON-ready (``dataclasses.asdict`` of the config).
+        seconds: seconds per stage, e.g. ``{"load": …, "stage1": …, "mesh": …, "stage2": …}``.
+        mesh: a textured mesh, when the method makes one (written as ``mesh.glb`` and ``mesh.obj``,
+            and judged like the Gaussians).
+        extra_images: name → image ``[H, W, 3]`` or views ``[V, H, W, 3]`` (one row), in [0, 1],
+            written as ``NAME.png``.
+        extra: anything else JSON-ready for ``result.json`` (keep it compact: lists of numbers).
+    """
+
+    gaussians: Gaussians
+    config: dict
+    seconds: dict[str, float]
+    mesh: TexturedMesh | None = None
+    extra_images: dict[str, Tensor] = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    return None
+
+
+def _no_config(args: argparse.Namespace) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Method:
+    """One registered generator.
+
+    Attributes:
+        name: the command's METHOD.
+        summary: one line for ``--list`` and ``--help``.
+        run: ``(request, progress) -> Generated``; loads its models and generates. ``progress``
+            asks for progress bars (tqdm).
+        add_arguments: adds the method's own options to its sub-parser (e.g. ``--stages``).
+        configure: ``(args) -> config``: builds and checks the method's settings from the parsed
+            options, before any model loads; a ``ValueError`` it raises is reported as bad input.
+            ``args`` has ``seed``, ``profile``, ``device``, ``set`` (the ``--set`` pairs) and the
+            method's options.
+    """
+
+    name: str
+    summary: str
+    run: Callable[[Request, bool], Generated]
+    add_arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
+    configure: Callable[[argparse.Namespace], Any] = _no_config
+
+
+GENERATORS: dict[str, Method] = {}
+
+
+def register(name: str, summary: str, *, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
+             configure: Callable[[argparse.Namespace], Any] | None = None):
+    """Decorator: register ``run(request, progress) -> Generated`` as method ``name``::
+
+        @register("lgm", "text → 4 views → Gaussians (§3)", add_arguments=..., configure=...)
+        def run_lgm(request: Request, progress: bool) -> Generated: ...
+    """
+    if not name or name.startswith("-") or any(c.isspace() for c in name):
+        raise ValueError(f"a method name is one word, got {name!r}")
+
+    def add(run: Callable[[Request, bool], Generated]):
+        GENERATORS[name] = Method(name, summary, run, add_arguments or _no_arguments, configure or _no_config)
+        return run
+
+    return add
+
+
+class UsageError(ValueError):
+    """Bad input to the command: reported as one line, exit status 2, nothing written."""
+
+
+# ============================================================================== settings
+def _convert(name: str, text: str, default: Any) -> Any:
+    """``text`` read as the type of ``default`` (a config field's default)."""
+    def number(kind, word):
+        try:
+            return kind(word)
+        except ValueError:
+            raise UsageError(f"--set {name}={text}: {name} is {'a whole number' if kind is int else 'a number'}, "
+                             f"got {word!r}") from None
+
+    if isinstance(default, bool):
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise UsageError(f"--set {name}={text}: {name} is true or false")
+    if isinstance(default, int):
+        return number(int, text)
+    if isinstance(default, float):
+        return number(float, text)
+    if isinstance(default, tuple):
+        parts = [p for p in text.replace("(", "").replace(")", "").split(",") if p.strip()]
+        if len(parts) != len(default):
+            raise UsageError(f"--set {name}={text}: {name} is {len(default)} numbers separated by commas, "
+                             f"e.g. {','.join(map(str, default))}")
+        return tuple(number(type(d), p.strip()) for d, p in zip(default, parts))
+    return text
+
+
+def parse_settings(config_class: type, pairs: Sequence[str] | None, reserved: dict[str, str] | None = None) -> dict:
+    """``["key=value", …]`` (the ``--set`` options) → overrides for the dataclass ``config_class``,
+    each value read as its field's type.
+
+    Args:
+        reserved: field → the option that sets it instead (``{"seed": "--seed"}``).
+
+    Raises:
+        UsageError: not ``key=value``, an unknown or reserved field, a value of the wrong type.
+    """
+    reserved = reserved or {}
+    fields = {f.name: f for f in dataclasses.fields(config_class)}
+    out = {}
+    for pair in pairs or ():
+        name, sep, text = pair.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name:
+            raise UsageError(f"--set takes KEY=VALUE, got {pair!r}")
+        if name in reserved:
+            raise UsageError(f"--set {name}: use {reserved[name]} instead")
+        if name not in fields:
+            raise UsageError(f"--set {name}: {config_class.__name__} has no setting {name!r}; "
+                             f"settings: {', '.join(n for n in fields if n not in reserved)}")
+        f = fields[name]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        out[name] = _convert(name, text.strip(), default)
+    return out
+
+
+# ============================================================================== scoring
+@torch.no_grad()
+def turntable_views(generated: Generated, device: str | torch.device | None = None) -> dict[str, Tensor]:
+    """The judged views: ``{"gaussians": [8, 64, 64, 3]}`` and, when there is a mesh,
+    ``"mesh"`` from the same cameras (:func:`gsbook.cameras.turntable`), on white, on the CPU."""
+    device = torch.device(device) if device is not None else generated.gaussians.device
+    cams = turntable(TURNTABLE_VIEWS, TURNTABLE_ELEVATIONS, device=device)
+    views = {"gaussians": render(generated.gaussians.detach().to(device), cams, background=1.0).image}
+    if generated.mesh is not None:
+        views["mesh"] = render_textured_mesh(generated.mesh.to(device), cams, background=1.0)[0]
+    return {k: v.detach().float().clamp(0, 1).cpu() for k, v in views.items()}
+
+
+def score(judge: Judge, views: Tensor, prompt: str) -> dict:
+    """The judge's reading of each view against the prompt: ``readings`` (per view),
+    ``scores`` (averages over the views, each in [0, 1]) and ``worst_and_best`` (per-view scores)."""
+    readings = read_views(judge, views, prompt)
+    return {**readings.to_dict(), "scores": asdict(readings.scores()),
+            "worst_and_best": list(readings.worst_and_best())}
+
+
+# ============================================================================== writing
+def _dumps(value: Any, indent: int = 0) -> str:
+    """JSON with objects spread over lines but lists of plain values on one line (compact histories)."""
+    pad, inner = " " * indent, " " * (indent + 2)
+    if isinstance(value, dict) and value:
+        items = [f"{inner}{json.dumps(str(k))}: {_dumps(v, indent + 2)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + pad + "}"
+    if isinstance(value, (list, tuple)) and value and any(isinstance(v, (dict, list, tuple)) for v in value):
+        return "[\n" + ",\n".join(inner + _dumps(v, indent + 2) for v in value) + "\n" + pad + "]"
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (Path, torch.device, torch.dtype)):
+        return str(value)
+    if isinstance(value, Tensor) and value.numel() <= 64:
+        return value.tolist()
+    if dataclasses.is_dataclass(value):
+        return asdict(value)
+    raise TypeError(f"result.json cannot hold {type(value).__name__}")
+
+
+def _row(views: Tensor) -> Tensor:
+    """``[V, H, W, 3]`` → one row ``[H, V·W, 3]`` (no padding: each view is exactly W wide)."""
+    return torch.cat(list(views), dim=1)
+
+
+def _image(value: Tensor) -> Tensor:
+    if value.dim() == 4:
+        return _row(value.detach().float().cpu())
+    return hwc(value)
+
+
+def write_result(request: Request, generated: Generated, out_dir: Path | str, judge: Judge,
+                 seconds_before: float = 0.0) -> dict:
+    """Write every file of one run into ``out_dir`` (which exists): the Gaussians (``.ply``,
+    ``.splat``), the mesh when there is one, the extra images, ``turntable.png`` and
+    ``result.json``, whose contents it returns. ``seconds_before``: time spent before this
+    call (model loading and generation), for the total."""
+    start = time.perf_counter()
+    out = Path(out_dir)
+    for name in generated.extra_images:
+        if name in RESERVED or not name.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"extra image name {name!r}: use letters, digits, - and _, and none of {sorted(RESERVED)}")
+    g = generated.gaussians.detach()
+    save_ply(out / "gaussians.ply", g)
+    save_splat(out / "gaussians.splat", g)
+    if generated.mesh is not None:
+        generated.mesh.save(out / "mesh.glb")
+        generated.mesh.save(out / "mesh.obj")          # + mesh.mtl, mesh.png
+    for name, image in generated.extra_images.items():
+        to_pil(_image(image)).save(out / f"{name}.png")
+
+    views = turntable_views(generated, request.device)
+    to_pil(torch.cat([_row(v) for v in views.values()], dim=0)).save(out / "turntable.png")
+    judge_start = time.perf_counter()
+    judged = {kind: score(judge, v, request.prompt) for kind, v in views.items()}
+    judge_seconds = time.perf_counter() - judge_start
+
+    cams = turntable(TURNTABLE_VIEWS, TURNTABLE_ELEVATIONS, device="cpu")
+    seconds = {k: float(v) for k, v in generated.seconds.items()}
+    seconds["judge"] = judge_seconds
+    seconds["write"] = time.perf_counter() - start - judge_seconds
+    seconds["total"] = seconds_before + (time.perf_counter() - start)
+    result = {
+        "method": request.method,
+        "prompt": request.prompt,
+        "seed": request.seed,
+        "profile": request.profile,
+        "device": str(request.device),
+        "options": request.options,
+        "config": generated.config,
+        "seconds": seconds,
+        "counts": {"gaussians": g.n, "mesh_faces": generated.mesh.n_faces if generated.mesh is not None else None},
+        "turntable": {"views": TURNTABLE_VIEWS, "width": cams.width, "height": cams.height,
+                      "elevations": [TURNTABLE_ELEVATIONS[i % len(TURNTABLE_ELEVATIONS)]
+                                     for i in range(TURNTABLE_VIEWS)],
+                      "azimuths": [360.0 * i / TURNTABLE_VIEWS for i in range(TURNTABLE_VIEWS)],
+                      "rows": list(views)},
+        "judge": {"gaussians": judged["gaussians"], "mesh": judged.get("mesh")},
+        "extra": generated.extra,
+        "versions": {"gsbook": __version__, "torch": torch.__version__},
+    }
+    result["files"] = sorted([p.name for p in out.iterdir()] + ["result.json"])
+    (out / "result.json").write_text(_dumps(result) + "\n", encoding="utf-8")
+    return result
+
+
+# ============================================================================== the output folder
+def _protected(path: Path) -> bool:
+    """Folders ``--force`` never deletes: the filesystem root, home, the working folder and
+    its ancestors."""
+    path = path.resolve()
+    cwd = Path.cwd().resolve()
+    return path == Path(path.anchor) or path == Path.home().resolve() or path == cwd or path in cwd.parents
+
+
+def _check_out(out: Path, force: bool) -> None:
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise UsageError(f"--out {out} exists and is not a folder; choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise UsageError(f"--out {out} exists and is not empty; use --force to replace it, or choose another --out")
+        if _protected(out):
+            raise UsageError(f"--out {out} is the working folder, one above it, or home; --force will not "
+                             "replace it: choose a new folder")
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _write_atomically(out: Path, force: bool, write: Callable[[Path], Any]) -> Any:
+    """``write(tmp)`` into a hidden folder beside ``out``, then rename it to ``out`` (replacing
+    an existing one only when ``force``, or when it is empty). On any failure the hidden folder
+    is removed and ``out`` is as it was."""
+    created = [p for p in (out.parent, *out.parent.parents) if not p.exists()]   # deepest first
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    except BaseException:
+        _remove_empty(created)
+        raise
+    try:
+        value = write(tmp)
+        os.chmod(tmp, 0o777 & ~_umask())
+        _check_out(out, force)                     # again: something may have appeared meanwhile
+        if out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            os.replace(out, old / "replaced")
+            try:
+                os.replace(tmp, out)
+            except BaseException:
+                os.replace(old / "replaced", out)
+                raise
+            finally:
+                shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, out)
+        return value
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_empty(created)
+        raise
+
+
+def _remove_empty(folders: Sequence[Path]) -> None:
+    """Remove the folders this run created (deepest first), as long as they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
+
+
+# ============================================================================== the command
+class _Parser(argparse.ArgumentParser):
+    """argparse, but an error raises :class:`UsageError` (one line, exit 2, from :func:`main`)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(message)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number ≥ 1 is needed, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"a whole number ≥ 1 is needed, got {value}")
+    return value
+
+
+COMMON = ("method", "prompt", "out", "seed", "profile", "device", "force", "quiet", "set", "list")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description="Run one of the book's generators and write its standard files into DIR:\n"
+                                 "gaussians.ply, gaussians.splat, turntable.png, result.json\n"
+                                 "(+ what the method adds: mesh.glb, mesh.obj, …).",
+                     epilog=f"Each method's options: {PROG} METHOD --help. Examples:\n"
+                            f"  {PROG} dreamgaussian 'a red ball' --out out/red-ball\n"
+                            f"  {PROG} dreamgaussian a blue box --profile ci --stages 1 --out out/cube --force")
+    parser.add_argument("--list", action="store_true", help="list the methods and exit")
+    common = _Parser(add_help=False)
+    common.add_argument("--out", type=Path, required=True, metavar="DIR",
+                        help="folder for the files (must not exist or be empty, unless --force)")
+    common.add_argument("--seed", type=int, default=0, help="random seed (default 0): the same seed, the same files")
+    common.add_argument("--profile", choices=PROFILES, default=None,
+                        help="workload size (default: the active profile, GSBOOK_PROFILE or gpu/cpu by machine)")
+    common.add_argument("--device", default=None, help="cpu or cuda (default: cuda if there is one)")
+    common.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one field of the method's config (repeatable), e.g. --set refine_steps=10")
+    common.add_argument("--force", action="store_true", help="replace DIR if it exists")
+    common.add_argument("--quiet", action="store_true", help="no progress bars or messages")
+    methods = parser.add_subparsers(dest="method", metavar="METHOD", title="methods")
+    for m in GENERATORS.values():
+        sub = methods.add_parser(m.name, parents=[common], help=m.summary, description=m.summary)
+        sub.add_argument("prompt", nargs="+", metavar="PROMPT",
+                         help="what to make, in ShapeWorld's words (quoted, or as separate words)")
+        m.add_arguments(sub)
+    return parser
+
+
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        print(f"[{PROG}] {message}", file=sys.stderr, flush=True)
+
+
+def _check_prompt(prompt: str) -> str:
+    spec = parse(prompt)                             # PromptError names the word and lists the vocabulary
+    if not isinstance(spec, ObjectSpec):
+        raise UsageError(f"prompt {prompt!r} describes a scene of two objects; the generators and the judge "
+                         "read one object, e.g. 'a red ball'")
+    return prompt
+
+
+def _prepare(argv: Sequence[str]) -> tuple[argparse.Namespace, Method, Request] | None:
+    """Parse and check everything (no model loads, nothing is written). ``None``: ``--list`` ran."""
+    argv = list(argv)
+    if argv and not argv[0].startswith("-") and argv[0] not in GENERATORS:
+        raise UsageError(f"unknown method {argv[0]!r}; methods: {', '.join(GENERATORS)} ({PROG} --list)")
+    if not (set(argv) & {"-h", "--help", "--list"}) and (not argv or argv[0] not in GENERATORS):
+        raise UsageError(f"choose a method: {', '.join(GENERATORS)} "
+                         f"(e.g. {PROG} dreamgaussian 'a red ball' --out DIR; {PROG} --help)")
+    args = build_parser().parse_args(argv)
+    if args.list:
+        for m in GENERATORS.values():
+            print(f"{m.name:<16}{m.summary}")
+        return None
+    if args.method is None:
+        raise UsageError(f"choose a method: {', '.join(GENERATORS)}")
+    method = GENERATORS[args.method]
+    args.prompt = " ".join(args.prompt).strip()
+    _check_prompt(args.prompt)
+    try:
+        args.profile = args.profile or profile()
+    except (ValueError, RuntimeError) as error:
+        raise UsageError(str(error)) from None
+    args.device = args.device or ("cuda" if cuda_available() else "cpu")
+    try:
+        device = torch.device(args.device)
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {args.device}: not a device; use cpu or cuda") from None
+    if device.type == "cuda" and not cuda_available():
+        raise UsageError(f"--device {args.device}, but PyTorch sees no CUDA device; use --device cpu")
+    if device.type not in ("cpu", "cuda"):
+        raise UsageError(f"--device {args.device}: the book runs on cpu or cuda")
+    _check_out(args.out, args.force)
+    config = method.configure(args)
+    options = {k: v for k, v in vars(args).items() if k not in COMMON}
+    return args, method, Request(method.name, args.prompt, args.seed, args.profile, args.device, config, options)
+
+
+def main(argv: Sequence[str] | None = None) -> Path | None:
+    """``gsbook generate …``: returns the folder written (``None`` for ``--list``); bad input
+    exits with status 2 and one line on stderr."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    start = time.perf_counter()
+    try:
+        prepared = _prepare(argv)
+    except (UsageError, PromptError, ValueError) as error:
+        _fail(error, 2)
+    if prepared is None:
+        return None
+    args, method, request = prepared
+    quiet = args.quiet
+    torch.manual_seed(request.seed)
+    _say(quiet, f"{method.name} · {request.prompt!r} · seed {request.seed} · profile {request.profile} · "
+                f"{request.device}")
+    try:
+        generated = method.run(request, not quiet)
+    except (PromptError, ValueError) as error:     # e.g. nothing to make a mesh of
+        _fail(f"{method.name} failed, nothing written: {error}", 1)
+    judge = Judge.from_shipped(request.device)
+    try:
+        result = _write_atomically(args.out, args.force,
+                                   lambda tmp: write_result(request, generated, tmp, judge,
+                                                            time.perf_counter() - start))
+    except UsageError as error:
+        _fail(error, 2)
+    for kind, judged in result["judge"].items():
+        if judged is not None:
+            s = judged["scores"]
+            _say(quiet, f"judge · {kind}: category {s['category']:.0%} · colour {s['colour']:.0%} · "
+                        f"all {s['all']:.0%} of {s['n']} views")
+    _say(quiet, f"wrote {args.out}: {', '.join(result['files'])} ({result['seconds']['total']:.1f} s)")
+    return args.out
+
+
+def _fail(error: Exception | str, status: int):
+    message = " ".join(str(error).split())                   # one line
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+USAGE = """usage: gsbook COMMAND ...
+
+commands:
+  generate   run a generator: gsbook generate METHOD PROMPT --out DIR   (gsbook generate --help)
+  train      train one of the book's models: gsbook train NAME          (gsbook train --help)
+"""
+
+
+def cli(argv: Sequence[str] | None = None) -> None:
+    """The ``gsbook`` console script: ``gsbook generate …`` or ``gsbook train …``."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print(USAGE, end="")
+        return
+    if not argv:
+        print(USAGE, end="", file=sys.stderr)
+        raise SystemExit(2)
+    command, rest = argv[0], argv[1:]
+    if command == "generate":
+        main(rest)
+    elif command == "train":
+        from .train import main as train_main
+
+        train_main(rest)
+    else:
+        print(f"gsbook: error: unknown command {command!r}\n{USAGE}", end="", file=sys.stderr)
+        raise SystemExit(2)
+
+
+# ============================================================================== the methods
+# --- DreamGaussian (§2) ------------------------------------------------------------------
+def _dreamgaussian_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--steps", type=_positive_int, default=None,
+                        help="stage-1 (SDS) steps (default: the profile's: ci 60, cpu and gpu 500)")
+    parser.add_argument("--stages", type=int, choices=(1, 2), default=2,
+                        help="1: Gaussians only; 2: also the textured mesh (default 2)")
+
+
+def _dreamgaussian_configure(args: argparse.Namespace):
+    from .methods import DreamGaussianConfig
+
+    overrides = parse_settings(DreamGaussianConfig, args.set, reserved={"seed": "--seed", "steps": "--steps"})
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    return DreamGaussianConfig.for_profile(args.profile, seed=args.seed, **overrides)
+
+
+def _rounded(values: Sequence[float], digits: int = 4) -> list[float]:
+    return [float(f"{v:.{digits}g}") if math.isfinite(v) else None for v in values]
+
+
+@register("dreamgaussian", "text → Gaussians (SDS) → textured mesh (§2, DreamGaussian)",
+          add_arguments=_dreamgaussian_arguments, configure=_dreamgaussian_configure)
+def run_dreamgaussian(request: Request, progress: bool) -> Generated:
+    """DreamGaussian with the book's prior (:func:`gsbook.methods.dreamgaussian_text_to_3d`)."""
+    from .methods import dreamgaussian_text_to_3d
+    from .sds import BookPrior
+
+    start = time.perf_counter()
+    prior = BookPrior(device=request.device)
+    load = time.perf_counter() - start
+    result = dreamgaussian_text_to_3d(prior, request.prompt, request.config, stages=request.options["stages"],
+                                      progress=progress)
+    extra: dict = {
+        "stages": request.options["stages"],
+        "stage1": {"t": [h["t"] for h in result.stage1_history], "n": [h["n"] for h in result.stage1_history],
+                   "grad_norm": _rounded([h["grad_norm"] for h in result.stage1_history])},
+    }
+    if result.mesh is not None:
+        extra["stage2"] = {"loss": _rounded([h["loss"] for h in result.stage2_history]),
+                           "vertices": int(result.mesh.vertices.shape[0]),
+                           "texture_size": int(result.mesh.texture.shape[0])}
+    return Generated(result.gaussians, config=asdict(result.config), seconds={"load": load, **result.seconds},
+                     mesh=result.mesh, extra=extra)
+
+
+if __name__ == "__main__":
+    main()
