@@ -55,7 +55,7 @@ def main() -> None:
     sys.path.insert(0, str(root))
     from gsbook.cameras import turntable
     from gsbook.config import profile
-    from gsbook.images import save_grid
+    from gsbook.images import save_grid, sharpness
     from gsbook.judge import Judge, read_views
     from gsbook.mesh import render_textured_mesh
     from gsbook.methods import DreamGaussianConfig, dreamgaussian_text_to_3d
@@ -87,11 +87,12 @@ def main() -> None:
             if result.mesh is not None:
                 views["mesh"] = render_textured_mesh(result.mesh, cams, background=1.0)[0].clamp(0, 1)
         row = {"prompt": prompt, "seconds": {k: round(v, 1) for k, v in result.seconds.items()},
-               "gaussians": result.gaussians.n, "faces": result.mesh.n_faces if result.mesh is not None else None}
+               "n_gaussians": result.gaussians.n, "faces": result.mesh.n_faces if result.mesh is not None else None}
         for name, images in views.items():
             readings = read_views(judge, images, prompt)
             worst, best = readings.worst_and_best()
-            row[name] = {**readings.to_dict(), "scores": vars(readings.scores()), "worst": worst, "best": best}
+            row[name] = {**readings.to_dict(), "scores": vars(readings.scores()), "worst": worst, "best": best,
+                         "sharpness": sharpness(images)}
             pictures += list(images)
         rows.append(row)
         s = row["gaussians"]["scores"]
@@ -103,8 +104,9 @@ def main() -> None:
     def mean(key, field):
         return sum(r[key]["scores"][field] for r in rows) / len(rows)
 
-    summary = {k: {f: mean(k, f) for f in ("category", "colour", "part_colour")} for k in ("gaussians", "mesh")
-               if all(k in r for r in rows)}
+    summary = {k: {**{f: mean(k, f) for f in ("category", "colour", "part_colour")},
+                   "sharpness": sum(r[k]["sharpness"] for r in rows) / len(rows)}
+               for k in ("gaussians", "mesh") if all(k in r for r in rows)}
     per_azimuth = [sum((r["gaussians"]["category"][v] + r["gaussians"]["colour"][v]) / 2 for r in rows) / len(rows)
                    for v in range(len(cams))]
     summary["gaussians_by_azimuth"] = per_azimuth
@@ -126,7 +128,7 @@ def main() -> None:
         print(f"wrote {args.out / 'dreamgaussian.json'} and dreamgaussian.png")
 
 
-def ablation(out) -> None:
+def ablation(out_dir) -> None:
     """Every setting of DREAMGAUSSIAN_ABLATION on TUNING_PROMPTS[:4], stage 1, judged like the benchmark."""
     import datetime as dt
     import json
@@ -143,7 +145,9 @@ def ablation(out) -> None:
     from gsbook.methods import DREAMGAUSSIAN_ABLATION, DreamGaussian, DreamGaussianConfig
     from gsbook.recipes import hardware
     from gsbook.render import render
+    from gsbook.images import sharpness
     from gsbook.sds import BookPrior, CountingPrior
+    from gsbook.world import parse
 
     prompts = TUNING_PROMPTS[:4]
     base = DreamGaussianConfig.for_profile()
@@ -161,19 +165,25 @@ def ablation(out) -> None:
             seconds = time.perf_counter() - start
             with torch.no_grad():
                 out = render(gaussians, cams, background=1.0)
-            readings = read_views(judge, out.image.clamp(0, 1), prompt)
+            images = out.image.clamp(0, 1)
+            readings = read_views(judge, images, prompt)
             worst, best = readings.worst_and_best()
+            with torch.no_grad():   # finer than right/wrong: the judge's log-probability of the whole prompt
+                log_p = float(judge.log_likelihood(images, [parse(prompt)]).mean())
             rows.append({"prompt": prompt, **vars(readings.scores()), "worst": worst, "best": best,
+                         "log_p": log_p, "sharpness": sharpness(images),
                          "n": gaussians.n, "pairs_per_view": out.info["n_pairs"] / len(cams),
                          "prior_calls_per_step": counter.calls / run.iteration,
                          "prior_images_per_step": counter.images / run.iteration, "seconds": round(seconds, 1)})
-            pictures += list(out.image.clamp(0, 1))
+            pictures += list(images)
         mean = {k: sum(r[k] for r in rows) / len(rows)
-                for k in ("category", "colour", "part_colour", "worst", "n", "pairs_per_view", "prior_calls_per_step",
+                for k in ("category", "colour", "part_colour", "worst", "log_p", "sharpness", "n", "pairs_per_view",
+                          "prior_calls_per_step",
                           "prior_images_per_step", "seconds")}
         settings[name] = {"change": change, "mean": mean, "prompts": rows}
         print(f"{name:>20}: category {mean['category']:.0%} colour {mean['colour']:.0%} part {mean['part_colour']:.0%} "
-              f"worst view {mean['worst']:.0%} · N {mean['n']:.0f} · pairs/view {mean['pairs_per_view']:.0f} · "
+              f"worst view {mean['worst']:.0%} · log p {mean['log_p']:.2f} · sharpness {mean['sharpness']:.3f} · "
+              f"N {mean['n']:.0f} · pairs/view {mean['pairs_per_view']:.0f} · "
               f"{mean['prior_calls_per_step']:.2f} prior calls/step · {mean['seconds']:.0f} s", flush=True)
     record = {"what": "gsbook.methods.DREAMGAUSSIAN_ABLATION: DreamGaussian stage 1, one change at a time, on "
                       "benchmarks/dreamgaussian.py's first 4 TUNING_PROMPTS, judged from turntable(8)",
@@ -181,10 +191,10 @@ def ablation(out) -> None:
               "date": dt.date.today().isoformat(), "hardware": hardware(),
               "minutes": round((time.perf_counter() - start_all) / 60, 1), "config": vars(base),
               "prompts": prompts, "settings": settings}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "dreamgaussian_ablation.json").write_text(json.dumps(record, indent=1) + "\n")
-    save_grid(torch.stack(pictures).permute(0, 3, 1, 2), out / "dreamgaussian_ablation.png", nrow=8, scale=1)
-    print(f"wrote {out / 'dreamgaussian_ablation.json'} and dreamgaussian_ablation.png in {record['minutes']} min")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "dreamgaussian_ablation.json").write_text(json.dumps(record, indent=1) + "\n")
+    save_grid(torch.stack(pictures).permute(0, 3, 1, 2), out_dir / "dreamgaussian_ablation.png", nrow=8, scale=1)
+    print(f"wrote {out_dir / 'dreamgaussian_ablation.json'} and dreamgaussian_ablation.png in {record['minutes']} min")
 
 
 if __name__ == "__main__":

@@ -66,3 +66,52 @@ def test_student_version_of_chapter_1_has_stubs_not_solutions(tmp_path):
             exec(cell.source, namespace)
     with pytest.raises(AssertionError, match="not written yet"):
         check_sds_gradient(namespace["sds_gradient"])
+
+
+def _run_cells(cells, namespace: dict) -> None:
+    """Execute notebook cells as a kernel would, with their source findable by ``inspect``."""
+    import linecache
+
+    for i, cell in enumerate(cells):
+        filename = f"<cell-{id(cell)}-{i}>"
+        linecache.cache[filename] = (len(cell.source), None, cell.source.splitlines(True), filename)
+        exec(compile(cell.source, filename, "exec"), namespace)
+
+
+def _exercise_cells(notebook):
+    """Chapter 2's exercise cells: the solution cells and the graded cells, in order."""
+    return [c for c in notebook.cells if c.cell_type == "code" and "nbgrader" in c.metadata]
+
+
+def test_chapter_2_solutions_pass_their_hidden_tests_and_the_student_version_has_neither(tmp_path):
+    make_student = _make_student()
+    path = ROOT / "chapters" / "02_dreamgaussian.ipynb"
+    source = nbformat.read(path, as_version=4)
+    cells = _exercise_cells(source)
+    graded = [c for c in cells if c.metadata["nbgrader"]["grade"]]
+    assert len(graded) >= 2 and all("### BEGIN HIDDEN TESTS" in c.source for c in graded)
+    _run_cells(cells, {"torch": torch})                  # the teacher's copy: solutions pass every test
+
+    assert make_student.main([str(path), "--out", str(tmp_path)]) == 0
+    student = nbformat.read(tmp_path / path.name, as_version=4)
+    text = "\n".join(c.source for c in student.cells)
+    assert "### BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
+    student_cells = _exercise_cells(student)
+    namespace = {"torch": torch}
+    for solution, check in zip(student_cells[::2], student_cells[1::2]):
+        _run_cells([solution], namespace)
+        with pytest.raises(NotImplementedError):   # a stub fails its check instead of passing it
+            _run_cells([check], namespace)
+
+    # a subtly wrong answer (growing *at* the threshold) passes the visible checks; the hidden tests catch it
+    wrong = nbformat.from_dict(source)
+    for cell in _exercise_cells(wrong):
+        cell.source = cell.source.replace("grow = mean > threshold", "grow = mean >= threshold")
+    namespace = {"torch": torch}
+    exercise = _exercise_cells(wrong)
+    _run_cells(exercise[:2], namespace)
+    visible_only = nbformat.from_dict(exercise[3])
+    visible_only.source = visible_only.source.split("### BEGIN HIDDEN TESTS")[0]
+    _run_cells([exercise[2], visible_only], namespace)
+    with pytest.raises(AssertionError, match="clone at the limit"):
+        _run_cells([exercise[3]], namespace)
