@@ -410,12 +410,12 @@ class TextureRefiner:
         for _ in tqdm(range(steps), desc=f"DreamGaussian stage 2 · {self.prompt}", disable=not progress, leave=False):
             self.step()
         with torch.no_grad():
-            return TexturedMesh(self.mesh.vertices, self.mesh.faces, self.mesh.uvs, torch.sigmoid(self.logits))
+            return self.textured()
 
 
 @dataclass
 class DreamGaussianResult:
-    """What :func:`dreamgaussian` made: the Gaussians, the textured mesh (``None`` with one
+    """What :func:`dreamgaussian_text_to_3d` made: the Gaussians, the textured mesh (``None`` with one
     stage) before and after refinement, and the seconds each part took."""
 
     prompt: str
@@ -428,8 +428,8 @@ class DreamGaussianResult:
     stage2_history: list[dict]
 
 
-def dreamgaussian_text_to_3d(prior: DiffusionPrior, prompt: str, config: DreamGaussianConfig | None = None, stages: int = 2,
-                  progress: bool = False) -> DreamGaussianResult:
+def dreamgaussian_text_to_3d(prior: DiffusionPrior, prompt: str, config: DreamGaussianConfig | None = None,
+                             stages: int = 2, progress: bool = False) -> DreamGaussianResult:
     """Text → Gaussians (stage 1) → textured mesh (stage 2), DreamGaussian's whole recipe."""
     if stages not in (1, 2):
         raise ValueError(f"stages must be 1 or 2, got {stages}")
