@@ -7,18 +7,23 @@ module      holds                                                               
             experiment bench)
 ``dream-``  :class:`DreamGaussian`: text → 3D Gaussians → textured mesh (Figure 2)   §2
 ``gaussian``
+``lgm``     :class:`LGM`: four posed views → an asymmetric multi-view U-Net →        §3
+            4 × 32² pixel-aligned Gaussians, and its rendering loss
 ==========  =====================================================================  =======
 
-DreamGaussian, LGM, GRM and Trellis arrive here. The layer sits above the critics
+GRM and Trellis arrive here. The layer sits above the critics
 (:mod:`gsbook.sds`, :mod:`gsbook.judge`) and everything below; nothing below imports it.
 """
 
 from gsbook.methods.dreamgaussian import (BOOK_CHANGES, DREAMGAUSSIAN_ABLATION, PAPER_SETTINGS, DreamGaussian, DreamGaussianConfig, DreamGaussianResult,
                                           DreamGaussianStrategy, TextureRefiner, bake_cameras, bake_mesh, dreamgaussian_text_to_3d,
                                           extract_mesh, position_lr, prune_size)
+from gsbook.methods.lgm import (LGM, LGM_CHANNELS, LGM_VIEWS, LGMConfig, LGMCrossViewAttention, LGMResnetBlock, LGMSplats,
+                                lgm_activate, lgm_decode, lgm_loss)
 from gsbook.methods.sds2d import (SDS_ABLATION, AblationRow, ImageSDS, ImageSDSConfig, ablate, distill_images,
                                   initial_gaussians)
 
 __all__ = ["PAPER_SETTINGS", "BOOK_CHANGES", "DREAMGAUSSIAN_ABLATION", "DreamGaussian", "DreamGaussianConfig", "DreamGaussianStrategy", "prune_size", "position_lr", "extract_mesh", "bake_cameras",
            "bake_mesh", "TextureRefiner", "DreamGaussianResult", "dreamgaussian_text_to_3d", "ImageSDS", "ImageSDSConfig", "distill_images", "initial_gaussians", "SDS_ABLATION", "AblationRow",
-           "ablate"]
+           "ablate", "LGMConfig", "LGM", "LGMResnetBlock", "LGMCrossViewAttention", "LGMSplats", "lgm_activate", "lgm_decode",
+           "lgm_loss", "LGM_VIEWS", "LGM_CHANNELS"]
