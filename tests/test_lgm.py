@@ -8,11 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from gsbook.cameras import Cameras, four_views, orbit, plucker_rays
+from gsbook.cameras import Cameras, plucker_rays
 from gsbook.gaussians import Gaussians
 from gsbook.methods import LGM, LGMConfig, lgm_activate, lgm_decode, lgm_loss
 from gsbook.methods.lgm import IMAGENET_MEAN, IMAGENET_STD
-from gsbook.render import render
+from multiview_targets import cams, target_views as _target
 
 
 def tiny(**changes) -> LGMConfig:
@@ -21,9 +21,6 @@ def tiny(**changes) -> LGMConfig:
                     up_channels=(32, 32), up_attention=(True, False), norm_groups=4, attention_heads=2)
     return LGMConfig(**(settings | changes))
 
-
-def cams(size: int = 32, elevation: float = 0.0) -> Cameras:
-    return four_views(elevation, width=size, height=size, device="cpu")
 
 
 def test_default_config_is_small_and_asymmetric():
@@ -129,16 +126,6 @@ def test_save_and_load_give_identical_outputs(tmp_path):
     with pytest.raises(ValueError):
         LGMConfig.from_dict(cfg.to_dict() | {"bogus": 1})
 
-
-def _target(n: int = 512, size: int = 32):
-    """A ShapeWorld object's ground-truth Gaussians rendered from the 4 input views and 2 others."""
-    from gsbook.world import make_asset
-    gt = make_asset("a red mushroom").gaussians(n)
-    inputs = cams(size)
-    supervision = Cameras.cat([inputs, orbit(30.0, [45.0, 225.0], width=size, height=size, device="cpu")])
-    with torch.no_grad():
-        seen, target = render(gt, inputs), render(gt, supervision)
-    return inputs, seen.image[None], supervision, target.image[None], target.alpha[None]
 
 
 def test_rendering_loss_reaches_every_parameter():

@@ -9,15 +9,21 @@ module      holds                                                               
 ``gaussian``
 ``lgm``     :class:`LGM`: four posed views → an asymmetric multi-view U-Net →        §3
             4 × 32² pixel-aligned Gaussians, and its rendering loss
+``grm``     :class:`GRM`: the same views → patches of all four views in one          §3
+            transformer sequence → windowed-attention upsampler → 4 × 32²
+            Gaussians placed at a predicted depth on their pixel's ray
+            (LGM's inputs, decoding and loss)
 ==========  =====================================================================  =======
 
-GRM and Trellis arrive here. The layer sits above the critics
+Trellis arrives here. The layer sits above the critics
 (:mod:`gsbook.sds`, :mod:`gsbook.judge`) and everything below; nothing below imports it.
 """
 
 from gsbook.methods.dreamgaussian import (BOOK_CHANGES, DREAMGAUSSIAN_ABLATION, PAPER_SETTINGS, DreamGaussian, DreamGaussianConfig, DreamGaussianResult,
                                           DreamGaussianStrategy, TextureRefiner, bake_cameras, bake_mesh, dreamgaussian_text_to_3d,
                                           extract_mesh, position_lr, prune_size)
+from gsbook.methods.grm import (GRM, GRM_RAW_CHANNELS, GRMBlock, GRMConfig, GRMUpsampler, grm_box_depths, grm_positions,
+                                grm_rays)
 from gsbook.methods.lgm import (LGM, LGM_CHANNELS, LGM_VIEWS, LGMConfig, LGMCrossViewAttention, LGMResnetBlock, LGMSplats,
                                 lgm_activate, lgm_decode, lgm_loss)
 from gsbook.methods.sds2d import (SDS_ABLATION, AblationRow, ImageSDS, ImageSDSConfig, ablate, distill_images,
@@ -26,4 +32,5 @@ from gsbook.methods.sds2d import (SDS_ABLATION, AblationRow, ImageSDS, ImageSDSC
 __all__ = ["PAPER_SETTINGS", "BOOK_CHANGES", "DREAMGAUSSIAN_ABLATION", "DreamGaussian", "DreamGaussianConfig", "DreamGaussianStrategy", "prune_size", "position_lr", "extract_mesh", "bake_cameras",
            "bake_mesh", "TextureRefiner", "DreamGaussianResult", "dreamgaussian_text_to_3d", "ImageSDS", "ImageSDSConfig", "distill_images", "initial_gaussians", "SDS_ABLATION", "AblationRow",
            "ablate", "LGMConfig", "LGM", "LGMResnetBlock", "LGMCrossViewAttention", "LGMSplats", "lgm_activate", "lgm_decode",
-           "lgm_loss", "LGM_VIEWS", "LGM_CHANNELS"]
+           "lgm_loss", "LGM_VIEWS", "LGM_CHANNELS", "GRMConfig", "GRM", "GRMBlock", "GRMUpsampler", "grm_rays", "grm_box_depths",
+           "grm_positions", "GRM_RAW_CHANNELS"]
