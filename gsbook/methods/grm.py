@@ -41,14 +41,13 @@ activations and decoding (:func:`~gsbook.methods.lgm.lgm_activate`,
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gsbook.gaussians import Gaussians
-from gsbook.methods.lgm import LGM, LGM_CHANNELS, LGM_VIEWS, lgm_decode
+from gsbook.methods.lgm import LGM, LGM_CHANNELS, LGM_VIEWS, LGMConfig
 
 __all__ = ["GRMConfig", "GRM", "GRMBlock", "GRMUpsampler", "grm_rays", "grm_box_depths", "grm_positions",
            "GRM_RAW_CHANNELS"]
@@ -123,15 +122,9 @@ class GRMConfig:
         """Gaussians per object: one per output pixel per view."""
         return LGM_VIEWS * self.output_size ** 2
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "GRMConfig":
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown GRMConfig keys: {sorted(unknown)}")
-        return cls(**d)
+    # Saved and read back exactly as LGM's config is.
+    to_dict = LGMConfig.to_dict
+    from_dict = classmethod(LGMConfig.from_dict.__func__)
 
     @classmethod
     def paper(cls) -> "GRMConfig":
@@ -317,18 +310,9 @@ class GRM(nn.Module):
         means = grm_positions(out[..., 0], origins, directions, cfg.box)          # [B, V, h, h, 3]
         return torch.cat([means, out[..., 1:]], dim=-1).permute(0, 1, 4, 2, 3)
 
-    def gaussians(self, x: Tensor) -> list[Gaussians]:
-        """``x [B, 4, 9, H, W]`` → one :class:`~gsbook.gaussians.Gaussians` per object (LGM's decoding)."""
-        return lgm_decode(self(x))
-
-    # --- saving ----------------------------------------------------------------------------
-    def checkpoint(self) -> dict:
-        """``{"config": dict, "state_dict": ...}``, what :meth:`from_checkpoint` reads back."""
-        return {"config": self.config.to_dict(), "state_dict": self.state_dict()}
-
-    @classmethod
-    def from_checkpoint(cls, checkpoint: dict) -> "GRM":
-        model = cls(GRMConfig.from_dict(checkpoint["config"]))
-        model.load_state_dict(checkpoint["state_dict"])
-        return model
+    # Decoding (LGM's) and saving are LGM's own methods; from_checkpoint rebuilds ``config_class``.
+    config_class = GRMConfig
+    gaussians = LGM.gaussians
+    checkpoint = LGM.checkpoint
+    from_checkpoint = classmethod(LGM.from_checkpoint.__func__)
 

@@ -128,7 +128,7 @@ class LGMConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known
         if unknown:
-            raise ValueError(f"unknown LGMConfig keys: {sorted(unknown)}")
+            raise ValueError(f"unknown {cls.__name__} keys: {sorted(unknown)}")
         return cls(**d)
 
     @classmethod
@@ -216,6 +216,8 @@ class LGM(nn.Module):
     last level; GroupNorm, SiLU, 3×3 ``conv_out`` to 14 channels and LGM's extra 1×1 conv.
     Stopping the up path early leaves the high-resolution skips unused: that is the asymmetry.
     """
+
+    config_class = LGMConfig     # what from_checkpoint rebuilds (GRM shares these methods with its own)
 
     def __init__(self, config: LGMConfig | None = None) -> None:
         super().__init__()
@@ -311,7 +313,7 @@ class LGM(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict) -> "LGM":
-        model = cls(LGMConfig.from_dict(checkpoint["config"]))
+        model = cls(cls.config_class.from_dict(checkpoint["config"]))
         model.load_state_dict(checkpoint["state_dict"])
         return model
 
