@@ -10,9 +10,11 @@ layer             modules                                                holds
 ================  =====================================================  ==========================
 foundations       ``config`` ``zoo`` ``images`` ``gaussians``            profiles and devices; the
                   ``cameras`` ``render`` ``io`` ``mesh`` ``baselines``   weights store; pictures;
-                                                                         Gaussians, cameras, the
+                  ``era``                                                Gaussians, cameras, the
                                                                          rasterizer, file formats,
-                                                                         meshes; §0's baselines
+                                                                         meshes; §0's baselines;
+                                                                         the era's systems and
+                                                                         their reported numbers
 data              ``world`` ``text``                                     ShapeWorld; MiniLM features
 generative maths  ``diffusion`` ``flow``                                 noise schedules, DDPM/DDIM,
                                                                          CFG, the book's priors;
@@ -40,7 +42,8 @@ __version__ = "0.1.0"
 # The layer table that tests/test_layers.py enforces (bottom first). Every top-level module or
 # package of gsbook appears exactly once.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundations", ("config", "zoo", "images", "gaussians", "cameras", "render", "io", "mesh", "baselines")),
+    ("foundations", ("config", "zoo", "images", "gaussians", "cameras", "render", "io", "mesh", "baselines",
+                     "era")),
     ("data", ("world", "text")),
     ("generative maths", ("diffusion", "flow")),
     ("critics", ("sds", "judge")),

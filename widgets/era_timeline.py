@@ -1,8 +1,9 @@
-"""The era timeline (§6): eighteen-odd months of 3D generation, filterable by strategy.
+"""The era timeline (§6): 3D generation from DreamFusion to TRELLIS, filterable by strategy.
 
-:data:`ERA` is the data: one :class:`Entry` per method, with its first arXiv date, venue,
-input → output, strategy and the time per asset *as its paper reports it* (``seconds`` is
-that figure as a number, ``None`` where the method is a prior and reports no per-asset time).
+The data is :data:`gsbook.era.ERA` (re-exported here with :class:`Entry`, :data:`STRATEGIES`
+and :func:`months_between`): one entry per system, with its first arXiv date, venue,
+input → output, strategy and the time per asset *as its paper or official code reports it*,
+with what that time covers (``task``), the hardware where the source names it, and the source.
 
 :func:`timeline_html` draws it as self-contained HTML (a dated strip and a table) with
 client-side strategy filters, so it works the same in JupyterLab and on the static website;
@@ -15,72 +16,11 @@ import datetime as dt
 import html
 import json
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
+
+from gsbook.era import ERA, SHORT_ZH, STRATEGIES, TASKS, Entry, months_between
 
 __all__ = ["Entry", "ERA", "STRATEGIES", "months_between", "timeline_html", "speed_plot"]
-
-SHORT_ZH = {"optimisation": "优化", "feed-forward": "前馈", "prior": "先验"}
-
-STRATEGIES = {
-    "optimisation": ("optimisation (score distillation)", "优化派（分数蒸馏）", "#c0504d"),
-    "feed-forward": ("feed-forward (trained once)", "前馈派（训练一次）", "#4f81bd"),
-    "prior": ("multi-view prior (used by both)", "多视角先验（两派共用）", "#9bbb59"),
-}
-
-
-@dataclass(frozen=True)
-class Entry:
-    name: str
-    date: str            # first arXiv version, YYYY-MM-DD
-    venue: str
-    io: str              # input → output
-    strategy: str        # a key of STRATEGIES
-    time: str            # time per asset as reported (text)
-    seconds: float | None
-    cite: str            # BibTeX key in references.bib
-    note: str = ""
-
-    @property
-    def day(self) -> dt.date:
-        return dt.date.fromisoformat(self.date)
-
-
-ERA: list[Entry] = [
-    Entry("DreamFusion", "2022-09-29", "ICLR 2023", "text → NeRF", "optimisation",
-          "~1.5 h (TPUv4)", 5400, "poole2023dreamfusion", "introduces SDS"),
-    Entry("Magic3D", "2022-11-18", "CVPR 2023", "text → NeRF → textured mesh", "optimisation",
-          "~40 min (8 A100)", 2400, "lin2023magic3d", "coarse-to-fine, mesh stage"),
-    Entry("Zero-1-to-3", "2023-03-20", "ICCV 2023", "image + camera → novel view", "prior",
-          "— (a 2D prior)", None, "liu2023zero1to3", "view-conditioned diffusion; 3D by SDS on top"),
-    Entry("Shap-E", "2023-05-03", "arXiv 2023", "text / image → implicit 3D (NeRF, mesh)", "feed-forward",
-          "seconds", None, "jun2023shape", "diffusion over implicit-function weights"),
-    Entry("ProlificDreamer", "2023-05-25", "NeurIPS 2023", "text → NeRF → mesh", "optimisation",
-          "hours", None, "wang2023prolificdreamer", "variational score distillation (VSD)"),
-    Entry("MVDream", "2023-08-31", "ICLR 2024", "text → 4 consistent views", "prior",
-          "— (a multi-view prior)", None, "shi2024mvdream", "multi-view SDS; LGM's front end"),
-    Entry("DreamGaussian", "2023-09-28", "ICLR 2024", "text / image → 3DGS → textured mesh", "optimisation",
-          "~2 min (1 GPU)", 120, "tang2024dreamgaussian", "first SDS on Gaussians"),
-    Entry("GaussianDreamer", "2023-10-12", "CVPR 2024", "text → 3DGS", "optimisation",
-          "~15 min (1 GPU)", 900, "yi2024gaussiandreamer", "3D-diffusion initialisation + SDS"),
-    Entry("LRM", "2023-11-08", "ICLR 2024", "image → triplane NeRF", "feed-forward",
-          "~5 s (1 A100)", 5, "hong2024lrm", "large reconstruction model"),
-    Entry("Instant3D", "2023-11-10", "ICLR 2024", "text → 4 views → triplane NeRF", "feed-forward",
-          "~20 s", 20, "li2024instant3d", "sparse-view generation + LRM"),
-    Entry("LucidDreamer", "2023-11-19", "CVPR 2024", "text → 3DGS", "optimisation",
-          "tens of minutes", None, "liang2024luciddreamer", "interval score matching (ISM)"),
-    Entry("LGM", "2024-02-07", "ECCV 2024", "text / image → 4 views → 3DGS", "feed-forward",
-          "~5 s", 5, "tang2024lgm", "U-Net emits pixel-aligned Gaussians"),
-    Entry("GRM", "2024-03-21", "ECCV 2024", "4 views → 3DGS", "feed-forward",
-          "~0.1 s (reconstruction)", 0.1, "xu2024grm", "transformer, pixel-aligned Gaussians"),
-    Entry("TRELLIS", "2024-12-02", "CVPR 2025", "text / image → sparse voxels → 3DGS / mesh", "feed-forward",
-          "seconds", None, "xiang2025trellis", "rectified flow over structured latents"),
-]
-
-
-def months_between(a: str, b: str) -> int:
-    """Whole calendar months from date ``a`` to date ``b`` (YYYY-MM-DD)."""
-    da, db = dt.date.fromisoformat(a), dt.date.fromisoformat(b)
-    return (db.year - da.year) * 12 + (db.month - da.month)
 
 
 _JS = """
@@ -144,6 +84,15 @@ def timeline_html(entries: list[Entry] | None = None) -> str:
         f'<label style="margin-right:1em;white-space:nowrap"><input type="checkbox" value="{k}" checked> '
         f'<span style="color:{c};font-weight:600">●</span> {html.escape(en)} · {html.escape(zh)}</label>'
         for k, (en, zh, c) in STRATEGIES.items())
+    def times(e: Entry) -> str:
+        out = []
+        for t in e.timings:
+            what = "" if t.task == "2D/multi-view prior" else \
+                f'<br><span style="font-size:.85em;color:#666">{html.escape(t.task)}' + \
+                (f", {html.escape(t.scope)}" if t.scope else "") + f" · {html.escape(TASKS[t.task])}</span>"
+            out.append(f"{html.escape(t.time)}{what}")
+        return "<br>".join(out)
+
     rows = "".join(
         f'<tr data-strategy="{e.strategy}"><td style="white-space:nowrap">{e.date[:7]}<br>'
         f'<span style="color:#666">{html.escape(e.venue)}</span></td>'
@@ -151,7 +100,9 @@ def timeline_html(entries: list[Entry] | None = None) -> str:
         f'<td>{html.escape(e.io)}</td>'
         f'<td style="white-space:nowrap"><span style="color:{STRATEGIES[e.strategy][2]}">●</span> {e.strategy} · '
         f'{SHORT_ZH[e.strategy]}</td>'
-        f'<td>{html.escape(e.time)}</td></tr>'
+        f'<td>{times(e)}</td>'
+        f'<td>{html.escape(e.hardware) or "—"}</td>'
+        f'<td style="font-size:.8em;color:#555">{html.escape(e.source)}</td></tr>'
         for e in entries)
     data = json.dumps([asdict(e) for e in entries])
     return f"""
@@ -163,7 +114,8 @@ def timeline_html(entries: list[Entry] | None = None) -> str:
   </svg>
   <div style="overflow-x:auto"><table class="table" style="font-size:.9em">
     <thead><tr><th>date, venue · 日期、会议</th><th>method · 方法</th><th>input → output · 输入 → 输出</th>
-    <th>strategy · 路线</th><th>time per asset, as reported · 论文报告的单资产耗时</th></tr></thead>
+    <th>strategy · 路线</th><th>time per asset, as reported, and what it covers · 论文报告的单资产耗时及其范围</th>
+    <th>hardware · 硬件</th><th>source · 出处</th></tr></thead>
     <tbody>{rows}</tbody></table></div>
   <script type="application/json" class="gsbook-era-data">{data}</script>
   <script>{_JS % {"id": json.dumps(pid), "n": len(entries)}}</script>
@@ -183,10 +135,11 @@ def speed_plot(entries: list[Entry] | None = None, ax=None):
         if pts:
             ax.scatter([e.day for e in pts], [e.seconds for e in pts], color=color, label=en, zorder=3)
             for e in pts:
-                ax.annotate(e.name, (e.day, e.seconds), xytext=(4, 4), textcoords="offset points", fontsize=8)
+                label = e.name + (" (reconstruction only)" if e.task == "reconstruction only" else "")
+                ax.annotate(label, (e.day, e.seconds), xytext=(4, 4), textcoords="offset points", fontsize=8)
     ax.set_yscale("log")
     ax.set_ylabel("seconds per asset (as reported)")
     ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
     ax.grid(True, which="major", alpha=0.3)
-    ax.legend(fontsize=8, loc="upper right")
+    ax.legend(fontsize=8, loc="lower left")
     return ax
