@@ -105,6 +105,9 @@ class Generated:
         extra_images: name → image ``[H, W, 3]`` or views ``[V, H, W, 3]`` (one row), in [0, 1],
             written as ``NAME.png``.
         extra: anything else JSON-ready for ``result.json`` (keep it compact: lists of numbers).
+        prompt: what the object is meant to be, when the request had no prompt (a method run from
+            an image says what it made, e.g. the judge's reading of the image); it is what the
+            turntable is judged against.
     """
 
     gaussians: Gaussians
@@ -113,6 +116,7 @@ class Generated:
     mesh: TexturedMesh | None = None
     extra_images: dict[str, Tensor] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
+    prompt: str | None = None
 
 
 def _no_arguments(parser: argparse.ArgumentParser) -> None:
@@ -137,6 +141,8 @@ class Method:
             options, before any model loads; a ``ValueError`` it raises is reported as bad input.
             ``args`` has ``seed``, ``profile``, ``device``, ``set`` (the ``--set`` pairs) and the
             method's options.
+        prompt_optional: the method can run without a prompt (e.g. from an image); it then
+            returns the prompt it settled on in :attr:`Generated.prompt`.
     """
 
     name: str
@@ -144,13 +150,14 @@ class Method:
     run: Callable[[Request, bool], Generated]
     add_arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
     configure: Callable[[argparse.Namespace], Any] = _no_config
+    prompt_optional: bool = False
 
 
 GENERATORS: dict[str, Method] = {}
 
 
 def register(name: str, summary: str, *, add_arguments: Callable[[argparse.ArgumentParser], None] | None = None,
-             configure: Callable[[argparse.Namespace], Any] | None = None):
+             configure: Callable[[argparse.Namespace], Any] | None = None, prompt_optional: bool = False):
     """Decorator: register ``run(request, progress) -> Generated`` as method ``name``::
 
         @register("lgm", "text → 4 views → Gaussians (§3)", add_arguments=..., configure=...)
@@ -160,7 +167,8 @@ def register(name: str, summary: str, *, add_arguments: Callable[[argparse.Argum
         raise ValueError(f"a method name is one word, got {name!r}")
 
     def add(run: Callable[[Request, bool], Generated]):
-        GENERATORS[name] = Method(name, summary, run, add_arguments or _no_arguments, configure or _no_config)
+        GENERATORS[name] = Method(name, summary, run, add_arguments or _no_arguments, configure or _no_config,
+                                  prompt_optional)
         return run
 
     return add
@@ -452,8 +460,9 @@ def build_parser() -> argparse.ArgumentParser:
     methods = parser.add_subparsers(dest="method", metavar="METHOD", title="methods")
     for m in GENERATORS.values():
         sub = methods.add_parser(m.name, parents=[common], help=m.summary, description=m.summary)
-        sub.add_argument("prompt", nargs="+", metavar="PROMPT",
-                         help="what to make, in ShapeWorld's words (quoted, or as separate words)")
+        sub.add_argument("prompt", nargs="*" if m.prompt_optional else "+", metavar="PROMPT",
+                         help="what to make, in ShapeWorld's words (quoted, or as separate words)"
+                              + (" (optional with an image)" if m.prompt_optional else ""))
         m.add_arguments(sub)
     return parser
 
@@ -488,7 +497,8 @@ def _prepare(argv: Sequence[str]) -> tuple[argparse.Namespace, Method, Request] 
         raise UsageError(f"choose a method: {', '.join(GENERATORS)}")
     method = GENERATORS[args.method]
     args.prompt = " ".join(args.prompt).strip()
-    _check_prompt(args.prompt)
+    if args.prompt or not method.prompt_optional:
+        _check_prompt(args.prompt)
     try:
         args.profile = args.profile or profile()
     except (ValueError, RuntimeError) as error:
@@ -528,6 +538,8 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
         generated = method.run(request, not quiet)
     except (PromptError, ValueError) as error:     # e.g. nothing to make a mesh of
         _fail(f"{method.name} failed, nothing written: {error}", 1)
+    if generated.prompt is not None and not request.prompt:
+        request = dataclasses.replace(request, prompt=generated.prompt)
     judge = Judge.from_shipped(request.device)
     try:
         result = _write_atomically(args.out, args.force,
@@ -624,6 +636,85 @@ def run_dreamgaussian(request: Request, progress: bool) -> Generated:
                            "texture_size": int(result.mesh.texture.shape[0])}
     return Generated(result.gaussians, config=asdict(result.config), seconds={"load": load, **result.seconds},
                      mesh=result.mesh, extra=extra)
+
+
+# --- LGM and GRM (§3) ----------------------------------------------------------------------
+def _feedforward_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--image", type=Path, default=None, metavar="FRONT.png",
+                        help="image → 3D: the object's front view, a square PNG with transparency; the "
+                             "multi-view prior draws the other three views (the prompt is then optional)")
+    source.add_argument("--views", type=Path, nargs=4, default=None, metavar=("FRONT", "RIGHT", "BACK", "LEFT"),
+                        help="reconstruct four given views (azimuth 0°, 90°, 180°, 270°; square PNGs with "
+                             "transparency); no diffusion")
+    source.add_argument("--ground-truth", action="store_true",
+                        help="reconstruct ShapeWorld's own renders of the prompt's object (shape from --seed); "
+                             "no diffusion")
+
+
+def _feedforward_configure(args: argparse.Namespace):
+    from .methods.feedforward import FeedForwardConfig, load_view_image
+
+    if not args.prompt and args.image is None and args.views is None:
+        raise UsageError(f"{args.method} needs a prompt, --image FRONT.png or --views F R B L")
+    if args.ground_truth and not args.prompt:
+        raise UsageError("--ground-truth renders the prompt's object: give a prompt")
+    for path in ([args.image] if args.image is not None else []) + list(args.views or []):
+        load_view_image(path, 64)                   # bad files fail here, before any model loads
+    overrides = parse_settings(FeedForwardConfig, args.set, reserved={"seed": "--seed"})
+    return FeedForwardConfig.for_profile(args.profile, seed=args.seed, **overrides)
+
+
+def _read_prompt(views: Tensor, device: str) -> str:
+    """What the judge reads in the front view: the prompt an image-only run is judged against."""
+    from .world.captions import caption
+
+    return caption(Judge.from_shipped(device).predict(views[:1].to(device))[0])
+
+
+def run_feedforward(request: Request, progress: bool) -> Generated:
+    """LGM or GRM (the method's name) behind a front end: the multi-view prior (text or image),
+    four given views, or ShapeWorld's ground truth (:mod:`gsbook.methods.feedforward`)."""
+    from .diffusion.multiview import MultiViewPrior
+    from .methods.feedforward import (feedforward_text_to_3d, ground_truth_views, load_view_image,
+                                      reconstruct)
+    from .zoo import load_model
+
+    opts, config = request.options, request.config
+    start = time.perf_counter()
+    model = load_model(request.method, device=request.device)
+    seconds = {"load": time.perf_counter() - start}
+    size = model.config.input_size
+    if opts.get("ground_truth") or opts.get("views"):
+        t = time.perf_counter()
+        views = (ground_truth_views(request.prompt, request.seed, size) if opts.get("ground_truth")
+                 else torch.stack([load_view_image(p, size) for p in opts["views"]]))
+        seconds["views"] = time.perf_counter() - t
+        t = time.perf_counter()
+        gaussians = reconstruct(model, views)
+        seconds["reconstruct"] = time.perf_counter() - t
+        source = "ground truth" if opts.get("ground_truth") else "given views"
+    else:
+        t = time.perf_counter()
+        prior = MultiViewPrior.from_shipped(device=request.device)
+        seconds["load"] += time.perf_counter() - t
+        image = load_view_image(opts["image"], prior.config.base.image_size) if opts.get("image") else None
+        result = feedforward_text_to_3d(model, prior, request.prompt, config, image=image, progress=progress)
+        views, gaussians = result.views, result.gaussians
+        seconds.update(result.seconds)
+        source = "multi-view prior" + (" from the image" if image is not None else "")
+    prompt = None if request.prompt else _read_prompt(views, request.device)
+    return Generated(gaussians.detach(), config=asdict(config), seconds=seconds, extra_images={"views": views},
+                     extra={"views_from": source, "model": request.method,
+                            "parameters": sum(p.numel() for p in model.parameters()),
+                            "prompt_from": "the judge's reading of the front view" if prompt else "the command"},
+                     prompt=prompt)
+
+
+for _name, _summary in (("lgm", "text or image → 4 views → Gaussians in one U-Net pass (§3, LGM)"),
+                        ("grm", "text or image → 4 views → Gaussians in one transformer pass (§3, GRM)")):
+    register(_name, _summary, add_arguments=_feedforward_arguments, configure=_feedforward_configure,
+             prompt_optional=True)(run_feedforward)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,9 @@ where it runs (the shipped prior's recipe runs on a CPU too, in about 5 h on 2 c
     python -m gsbook.train prior2d                        # cpu profile: the 90-minute laptop recipe
     python -m gsbook.train prior2d --profile gpu          # the shipped recipe: ~7 min on an H200
     python -m gsbook.train prior2d --laptop               # the same as --profile cpu
+    python -m gsbook.train lgm                            # §3's LGM (cpu profile: the shipped recipe)
+    python -m gsbook.train grm                            # §3's GRM, same data and loss
+    python -m gsbook.train prior_mv                       # §3's multi-view prior, fine-tuned from prior2d
 
 The prior resumes from its checkpoints unless ``--fresh``.
 """
@@ -33,6 +36,8 @@ from .config import PROFILES, cuda_available, profile
 from .recipes import (JudgeRecipe, TrainConfig, cpu_hours, finish_prior2d_recipe, hardware, run_judge_recipe,
                       train_prior2d)
 from .recipes.prior2d import LAPTOP_RECIPE
+from .recipes.prior_mv import PriorMVRecipe, run_prior_mv_recipe
+from .recipes.reconstructor import ReconstructorRecipe, run_reconstructor_recipe
 
 __all__ = ["RECIPES", "prior2d_cpu_notice", "main"]
 
@@ -68,9 +73,30 @@ def prior2d_recipe(args: argparse.Namespace) -> None:
     finish_prior2d_recipe(model, report, config, args.out, hardware(args.device), command=command)
 
 
+def reconstructor_recipe(args: argparse.Namespace) -> None:
+    overrides = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "n_assets": args.n_assets,
+                 "checkpoint_every": args.checkpoint_every}
+    recipe = ReconstructorRecipe.for_profile(args.profile, model=args.name, seed=args.seed,
+                                             **{k: v for k, v in overrides.items() if v is not None})
+    run_reconstructor_recipe(recipe, args.out, resume=not args.fresh, device=args.device,
+                             eval_assets=8 if args.profile == "ci" else 100)
+
+
+def prior_mv_recipe(args: argparse.Namespace) -> None:
+    overrides = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "n_assets": args.n_assets,
+                 "checkpoint_every": args.checkpoint_every}
+    recipe = PriorMVRecipe.for_profile(args.profile, seed=args.seed,
+                                       **{k: v for k, v in overrides.items() if v is not None})
+    run_prior_mv_recipe(recipe, args.out, resume=not args.fresh, device=args.device,
+                        eval_n=4 if args.profile == "ci" else 50)
+
+
 RECIPES: dict[str, Callable[[argparse.Namespace], None]] = {
     "judge": judge_recipe,
     "prior2d": prior2d_recipe,
+    "lgm": reconstructor_recipe,
+    "grm": reconstructor_recipe,
+    "prior_mv": prior_mv_recipe,
 }
 
 
@@ -88,11 +114,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="folder for the three files (default gsbook/weights)")
     parser.add_argument("--fresh", action="store_true", help="ignore checkpoints of an earlier run and start over")
-    parser.add_argument("--batch", type=int, default=None, help="override the batch size (prior2d)")
-    parser.add_argument("--lr", type=float, default=None, help="override the peak learning rate (prior2d)")
-    parser.add_argument("--n-assets", type=int, default=None, help="override the number of training assets (prior2d)")
+    parser.add_argument("--batch", type=int, default=None, help="override the batch size (prior2d, lgm, grm, prior_mv)")
+    parser.add_argument("--lr", type=float, default=None, help="override the peak learning rate (prior2d, lgm, grm, prior_mv)")
+    parser.add_argument("--n-assets", type=int, default=None, help="override the number of training assets (prior2d, lgm, grm, prior_mv)")
     parser.add_argument("--workers", type=int, default=None, help="processes that render the data (default ≤ 2)")
-    parser.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (prior2d)")
+    parser.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (prior2d, lgm, grm, prior_mv)")
     args = parser.parse_args(argv)
     if args.list or not args.name:
         for name in RECIPES:

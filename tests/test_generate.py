@@ -345,3 +345,81 @@ def test_console_script_and_module_run():
     assert done.returncode == 0 and "--stages" in done.stdout and "--force" in done.stdout
     if not script.exists():
         pytest.skip(f"no console script at {script}: pip install -e . to make one (the module ran)")
+
+
+# ============================================================================== LGM and GRM (§3)
+@pytest.fixture
+def feedforward_never_runs(monkeypatch):
+    """LGM and GRM replaced by a method that fails the test if it is ever reached."""
+    def boom(request, progress):
+        raise AssertionError("the method ran (a model would have loaded) despite bad input")
+
+    for name in ("lgm", "grm"):
+        m = gen.GENERATORS[name]
+        monkeypatch.setitem(gen.GENERATORS, name, dataclasses_replace(m, run=boom))
+
+
+def dataclasses_replace(obj, **changes):
+    import dataclasses
+    return dataclasses.replace(obj, **changes)
+
+
+def png(path: Path, shape=(64, 64, 4), mode="RGBA") -> Path:
+    array = np.zeros(shape, np.uint8)
+    array[16:48, 16:48] = 200
+    Image.fromarray(array, mode=mode).save(path)
+    return path
+
+
+@pytest.mark.parametrize("method", ["lgm", "grm"])
+def test_feedforward_bad_input_is_refused_before_any_model_loads(method, tmp_path, capsys, feedforward_never_runs):
+    out = ["--out", str(tmp_path / "out")]
+    assert "needs a prompt, --image FRONT.png or --views" in refused(capsys, [method, *out])
+    assert "give a prompt" in refused(capsys, [method, "--ground-truth", *out])
+    assert "no alpha channel" in refused(capsys, [method, "--image", str(png(tmp_path / "rgb.png", (64, 64, 3), "RGB")), *out])
+    assert "not square" in refused(capsys, [method, "--image", str(png(tmp_path / "wide.png", (64, 80, 4))), *out])
+    (tmp_path / "notes.png").write_text("hello")
+    assert "not an image" in refused(capsys, [method, "--image", str(tmp_path / "notes.png"), *out])
+    assert "no such file" in refused(capsys, [method, "--image", str(tmp_path / "missing.png"), *out])
+    good = str(png(tmp_path / "good.png"))
+    assert "--views" in refused(capsys, [method, "--views", good, good, *out])
+    assert "not allowed with argument" in refused(capsys, [method, "a red ball", "--image", good, "--ground-truth", *out])
+    assert "'banana'" in refused(capsys, [method, "a red banana", *out])
+    assert "sampler_steps" in refused(capsys, [method, "a red ball", "--set", "sampler_steps=0", *out])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.png", "notes.png", "rgb.png", "wide.png"]
+
+
+def shipped(name: str) -> bool:
+    from gsbook.zoo import model_names
+    return name in model_names()
+
+
+@pytest.mark.parametrize("method", ["lgm", "grm"])
+def test_feedforward_from_ground_truth_views_writes_the_files(method, tmp_path):
+    if not shipped(method):
+        pytest.skip(f"no shipped {method} weights (python -m gsbook.train {method})")
+    out = tmp_path / method
+    gen.main([method, "a blue lamp with a grey base", "--ground-truth", "--quiet", "--profile", "ci",
+              "--device", "cpu", "--out", str(out)])
+    assert {p.name for p in out.iterdir()} == COMMON_FILES | {"views.png"}
+    assert Image.open(out / "views.png").size == (4 * 64, 64)
+    result = json.loads((out / "result.json").read_text())
+    assert result["counts"]["gaussians"] == load_ply(out / "gaussians.ply").n == 4096
+    assert result["extra"]["views_from"] == "ground truth" and result["extra"]["model"] == method
+    assert {"load", "views", "reconstruct", "total"} <= set(result["seconds"])
+
+
+def test_feedforward_from_an_image_alone_is_judged_against_what_the_front_view_shows(tmp_path):
+    if not (shipped("lgm") and shipped("prior_mv")):
+        pytest.skip("needs the shipped lgm and prior_mv weights")
+    from gsbook.methods.feedforward import ground_truth_views
+    front = ground_truth_views("a red ball", seed=1)[0]
+    alpha = (front < 0.98).any(-1, keepdim=True).float()
+    rgba = torch.cat([front, alpha], -1)
+    Image.fromarray((rgba.numpy() * 255).round().astype(np.uint8), mode="RGBA").save(tmp_path / "front.png")
+    out = tmp_path / "from-image"
+    gen.main(["lgm", "--image", str(tmp_path / "front.png"), "--quiet", "--profile", "ci", "--device", "cpu",
+              "--out", str(out)])
+    result = json.loads((out / "result.json").read_text())
+    assert result["prompt"] == "a red ball" and result["extra"]["prompt_from"].startswith("the judge's reading")
+    assert result["extra"]["views_from"] == "multi-view prior from the image"

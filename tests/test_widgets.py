@@ -382,3 +382,56 @@ def test_convergence_config_keeps_sparse_gaussians_from_the_size_pruning(conv_co
     assert given.prune_scale == conv_config.prune_scale and given.resolution == 16 and given.n_init == 200
     assert convergence.densify_steps(c) == [100] and convergence.densify_steps(c, 300) == [100, 200, 300]
     assert convergence.densify_steps(replace(c, densify_until=200), 300) == [100]
+
+
+# --- Figure 3: 4 views → Gaussians (§3), LGM's attention and an orbit ---------------------
+from widgets import four_views  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def four_fig():
+    from gsbook.methods.lgm import LGM, LGMConfig
+    torch.manual_seed(0)
+    model = LGM(LGMConfig(down_channels=(16, 16, 32, 32), up_channels=(32, 32, 16))).eval()
+    views = four_views.ground_truth_views("a blue lamp with a grey base", seed=0)
+    sources = four_views.precompute(model, {"ground truth": views, "flipped": views.flip(2)}, azimuths=4)
+    return four_views.FourViewsFigure(model, sources, 4, caption="cap")
+
+
+def test_four_views_attention_is_a_distribution_over_the_four_views(four_fig):
+    s = four_fig.sources[0]
+    g = 64 // 8                                             # three halvings to the middle block
+    assert s.attention.shape == (4, g, g) and torch.allclose(s.attention.sum(), torch.tensor(1.0), atol=1e-5)
+    assert (s.attention > 0).all()                          # softmax: every view gets some weight
+    row, col = s.query
+    ink = (s.views[0] < 0.97).any(-1)
+    assert ink[row * 8:(row + 1) * 8, col * 8:(col + 1) * 8].any()   # the query token sits on the object
+    assert s.gaussians.n == four_fig.count == 4096
+
+
+def test_four_views_static_player_is_self_contained(four_fig):
+    page = four_fig.html
+    assert 'data-figure="four_views"' in page and 'data-sources="2"' in page and 'data-frames="4"' in page
+    assert "predicting <b class=\"gsbook-count\">4,096</b> Gaussians" in page
+    assert "4 views × 8×8 tokens = 256 tokens" in page
+    data = json.loads(re.search(r'<script type="application/json" class="gsbook-data">(.*?)</script>', page,
+                                re.S).group(1))
+    assert [s["name"] for s in data["sources"]] == ["ground truth", "flipped"]
+    assert all(len(s["frames"]) == 4 for s in data["sources"])
+    assert data["sources"][0]["frames"][0] != data["sources"][0]["frames"][1]     # the orbit turns
+    assert "http" not in page.replace("http://www.w3.org", "")
+    with pytest.raises(ValueError, match="same number of orbit frames"):
+        four_views.static_html([four_fig.sources[0], four_views.Source("x", *[getattr(four_fig.sources[0], k) for k in
+                               ("views", "gaussians", "attention", "query")], frames=[])], 4096, "t")
+
+
+def test_four_views_live_widget_switches_source_and_orbits(four_fig):
+    box = four_fig.widget
+    first = box.frame.value
+    box.slider.value = 90
+    turned = box.frame.value
+    assert turned != first
+    box.pick.value = "flipped"
+    assert box.frame.value != turned
+    bundle = four_fig._repr_mimebundle_()
+    assert bundle["text/html"] == four_fig.html and "4,096 Gaussians" in bundle["text/plain"]

@@ -6,6 +6,8 @@ module          holds
 ``noise``       ``x_t = α_t x + σ_t ε``, x̂₀, DDIM steps, classifier-free guidance, timestep checks
 ``prior2d``     :class:`TextToImagePrior`: 32² text-to-image ε-prediction model (SDS critic), its loss
 ``sampling``    DDPM / DDIM sampling with classifier-free guidance
+``multiview``   :class:`MultiViewPrior`: four views jointly (cross-view attention, camera
+                embedding, an optional known front view), built from ``prior2d``; its sampler
 ==============  ==========================================================================
 
 This is the generative-maths layer: it imports foundations and data, never ``sds`` (which
@@ -17,9 +19,13 @@ from gsbook.diffusion.noise import (add_noise, alpha_sigma, check_timesteps, ddi
                                     scheduler_alphas_cumprod)
 from gsbook.diffusion.prior2d import (EMPTY_CAPTION, Prior2DConfig, TextToImagePrior, caption_features,
                                       diffusion_loss, pooled_features)
+from gsbook.diffusion.multiview import (MV_AZIMUTHS, MV_VIEWS, MultiViewAttnProcessor, MultiViewPrior,
+                                        MultiViewPriorConfig, camera_features, multiview_loss, sample_views)
 from gsbook.diffusion.sampling import guided_noise, sample
 
 __all__ = ["add_noise", "alpha_sigma", "check_timesteps", "ddim_step", "guide", "predicted_x0",
            "scheduler_alphas_cumprod",
            "EMPTY_CAPTION", "Prior2DConfig", "TextToImagePrior", "caption_features", "diffusion_loss",
-           "pooled_features", "guided_noise", "sample"]
+           "pooled_features", "guided_noise", "sample",
+           "MV_AZIMUTHS", "MV_VIEWS", "MultiViewAttnProcessor", "MultiViewPrior", "MultiViewPriorConfig",
+           "camera_features", "multiview_loss", "sample_views"]

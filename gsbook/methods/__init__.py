@@ -13,6 +13,8 @@ module      holds                                                               
             transformer sequence → windowed-attention upsampler → 4 × 32²
             Gaussians placed at a predicted depth on their pixel's ray
             (LGM's inputs, decoding and loss)
+``feed-``   the pipelines around them: text or an image → the multi-view prior's   §3
+``forward`` 4 views → Gaussians; given or ground-truth views → Gaussians
 ==========  =====================================================================  =======
 
 Trellis arrives here. The layer sits above the critics
@@ -22,6 +24,8 @@ Trellis arrives here. The layer sits above the critics
 from gsbook.methods.dreamgaussian import (BOOK_CHANGES, DREAMGAUSSIAN_ABLATION, PAPER_SETTINGS, DreamGaussian, DreamGaussianConfig, DreamGaussianResult,
                                           DreamGaussianStrategy, TextureRefiner, bake_cameras, bake_mesh, dreamgaussian_text_to_3d,
                                           extract_mesh, position_lr, prune_size)
+from gsbook.methods.feedforward import (FeedForwardConfig, FeedForwardResult, feedforward_text_to_3d,
+                                        ground_truth_views, load_view_image, reconstruct, upsample_views)
 from gsbook.methods.grm import (GRM, GRM_RAW_CHANNELS, GRMBlock, GRMConfig, GRMUpsampler, grm_box_depths, grm_positions,
                                 grm_rays)
 from gsbook.methods.lgm import (LGM, LGM_CHANNELS, LGM_VIEWS, LGMConfig, LGMCrossViewAttention, LGMResnetBlock, LGMSplats,
@@ -33,4 +37,5 @@ __all__ = ["PAPER_SETTINGS", "BOOK_CHANGES", "DREAMGAUSSIAN_ABLATION", "DreamGau
            "bake_mesh", "TextureRefiner", "DreamGaussianResult", "dreamgaussian_text_to_3d", "ImageSDS", "ImageSDSConfig", "distill_images", "initial_gaussians", "SDS_ABLATION", "AblationRow",
            "ablate", "LGMConfig", "LGM", "LGMResnetBlock", "LGMCrossViewAttention", "LGMSplats", "lgm_activate", "lgm_decode",
            "lgm_loss", "LGM_VIEWS", "LGM_CHANNELS", "GRMConfig", "GRM", "GRMBlock", "GRMUpsampler", "grm_rays", "grm_box_depths",
-           "grm_positions", "GRM_RAW_CHANNELS"]
+           "grm_positions", "GRM_RAW_CHANNELS", "FeedForwardConfig", "FeedForwardResult", "feedforward_text_to_3d",
+           "ground_truth_views", "load_view_image", "reconstruct", "upsample_views"]

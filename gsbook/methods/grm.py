@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gsbook.methods.lgm import LGM, LGM_CHANNELS, LGM_VIEWS, LGMConfig
+from gsbook.zoo import ShippedModel
 
 __all__ = ["GRMConfig", "GRM", "GRMBlock", "GRMUpsampler", "grm_rays", "grm_box_depths", "grm_positions",
            "GRM_RAW_CHANNELS"]
@@ -257,7 +258,7 @@ def grm_positions(depth_logits: Tensor, origins: Tensor, directions: Tensor, box
 
 
 # ----------------------------------------------------------------------------- the model
-class GRM(nn.Module):
+class GRM(nn.Module, ShippedModel):
     """GRM's transformer: ``[B, 4, 9, H, W]`` → raw Gaussian maps ``[B, 4, 14, h, w]`` in LGM's layout.
 
     Patchify (stride-``p`` conv) → one sequence of ``4·(H/p)·(W/p)`` tokens → ``depth`` pre-norm
@@ -312,7 +313,10 @@ class GRM(nn.Module):
 
     # Decoding (LGM's) and saving are LGM's own methods; from_checkpoint rebuilds ``config_class``.
     config_class = GRMConfig
+    shipped_name = "grm"         # gsbook/weights/grm.*, made by ``python -m gsbook.train grm``
     gaussians = LGM.gaussians
     checkpoint = LGM.checkpoint
+    config_dict = LGM.config_dict
     from_checkpoint = classmethod(LGM.from_checkpoint.__func__)
+    from_config = classmethod(LGM.from_config.__func__)
 

@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from gsbook.cameras import Cameras, plucker_rays
 from gsbook.gaussians import Gaussians, rgb_to_sh0
 from gsbook.render import render
+from gsbook.zoo import ShippedModel
 
 __all__ = ["LGMConfig", "LGM", "LGMResnetBlock", "LGMCrossViewAttention", "LGMSplats", "lgm_activate",
            "lgm_decode", "lgm_loss", "LGM_VIEWS", "LGM_CHANNELS"]
@@ -181,14 +182,27 @@ class LGMCrossViewAttention(nn.Module):
         self.proj = nn.Linear(channels, channels)
         self.heads, self.views, self.cross_view, self.skip_scale = heads, views, cross_view, skip_scale
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``x [B·V, C, h, w]`` → q, k, v ``[B', heads, tokens, C/heads]`` over each token set."""
         BV, C, h, w = x.shape
         group = self.views if self.cross_view else 1               # images that share one token set
         tokens = self.norm(x).reshape(BV // group, group, C, h, w).permute(0, 1, 3, 4, 2)
         tokens = tokens.reshape(BV // group, group * h * w, C)     # [B, V·h·w, C] (or [B·V, h·w, C])
-        q, k, v = self.qkv(tokens).reshape(tokens.shape[0], -1, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v)              # [B, heads, tokens, C/heads]
-        out = self.proj(out.transpose(1, 2).reshape(tokens.shape))
+        return self.qkv(tokens).reshape(tokens.shape[0], -1, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+
+    def attention_weights(self, x: Tensor) -> Tensor:
+        """The attention this layer computes on ``x [B·V, C, h, w]``, averaged over heads:
+        ``[B, V·h·w, V·h·w]`` (row: a query token, view-major then rows; each row sums to 1).
+        What §3's Figure 3 draws: where a pixel of one view looks in the others."""
+        q, k, _ = self._qkv(x)
+        return torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1).mean(1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        BV, C, h, w = x.shape
+        group = self.views if self.cross_view else 1               # images that share one token set
+        q, k, v = self._qkv(x)
+        out = F.scaled_dot_product_attention(q, k, v)              # [B', heads, tokens, C/heads]
+        out = self.proj(out.transpose(1, 2).reshape(q.shape[0], -1, C))
         out = out.reshape(BV // group, group, h, w, C).permute(0, 1, 4, 2, 3).reshape(BV, C, h, w)
         return (out + x) * self.skip_scale
 
@@ -205,7 +219,7 @@ class _Level(nn.Module):
 
 
 # ----------------------------------------------------------------------------- the model
-class LGM(nn.Module):
+class LGM(nn.Module, ShippedModel):
     """LGM's asymmetric multi-view U-Net: ``[B, 4, 9, H, W]`` → raw Gaussian maps ``[B, 4, 14, h, w]``.
 
     Layout (LGM's ``UNet``): a 3×3 ``conv_in``; down levels (residual blocks, then a strided
@@ -218,6 +232,7 @@ class LGM(nn.Module):
     """
 
     config_class = LGMConfig     # what from_checkpoint rebuilds (GRM shares these methods with its own)
+    shipped_name = "lgm"         # gsbook/weights/lgm.*, made by ``python -m gsbook.train lgm``
 
     def __init__(self, config: LGMConfig | None = None) -> None:
         super().__init__()
@@ -313,9 +328,17 @@ class LGM(nn.Module):
 
     @classmethod
     def from_checkpoint(cls, checkpoint: dict) -> "LGM":
-        model = cls(cls.config_class.from_dict(checkpoint["config"]))
+        model = cls.from_config(checkpoint["config"])
         model.load_state_dict(checkpoint["state_dict"])
         return model
+
+    @classmethod
+    def from_config(cls, config: dict) -> "LGM":
+        """A fresh model from its config dict (what the shipped JSON's ``"model"`` holds)."""
+        return cls(cls.config_class.from_dict(config))
+
+    def config_dict(self) -> dict:
+        return self.config.to_dict()
 
 
 # ----------------------------------------------------------------------------- Gaussians

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from ..config import cache_root, resolve_device
 from ..diffusion import EMPTY_CAPTION, Prior2DConfig, TextToImagePrior, caption_features, diffusion_loss, sample
 from ..images import over_background, save_grid
 from ..world import GRID_CAPTIONS, DatasetConfig, ShapeWorldDataset
+from .common import warmup_cosine
 
 __all__ = ["TrainConfig", "LAPTOP_RECIPE", "cpu_hours", "TrainingData", "load_training_data", "prior_batch",
            "learning_rate", "checkpoint_folder", "train_prior2d"]
@@ -164,11 +164,8 @@ def prior_batch(data: TrainingData, batch: int, caption_dropout: float,
 
 
 def learning_rate(config: TrainConfig, step: int) -> float:
-    """Linear warm-up, then cosine decay to ``min_lr_ratio · lr``."""
-    if step < config.warmup:
-        return config.lr * (step + 1) / config.warmup
-    progress = (step - config.warmup) / max(1, config.steps - config.warmup)
-    return config.lr * (config.min_lr_ratio + (1 - config.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+    """Linear warm-up, then cosine decay to ``min_lr_ratio · lr`` (:func:`~gsbook.recipes.common.warmup_cosine`)."""
+    return warmup_cosine(config.lr, step, config.steps, config.warmup, config.min_lr_ratio)
 
 
 # ----------------------------------------------------------------------------- the loop

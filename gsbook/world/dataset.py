@@ -286,15 +286,20 @@ class ShapeWorldDataset(Dataset):
             "seed": record["seed"],
         }
 
+    def tensors(self, *names: str) -> dict[str, Tensor]:
+        """Whole arrays of every asset, as stored (``rgb`` uint8 ``[A, V, H, W, 3]``, ``alpha``,
+        ``depth``, ``viewmats``, ``Ks``), read shard by shard."""
+        unknown = set(names) - {"rgb", "alpha", "depth", "viewmats", "Ks"}
+        if unknown:
+            raise ValueError(f"unknown arrays {sorted(unknown)}; a dataset stores rgb, alpha, depth, viewmats, Ks")
+        return {name: torch.cat([self._shard(s).get_tensor(name) for s in range(len(self.shards))])
+                for name in names}
+
     def stacked(self) -> "StackedViews":
-        """Every view of every asset at once, as stored (uint8), read shard by shard."""
-        rgb, alpha = [], []
-        for s in range(len(self.shards)):
-            f = self._shard(s)
-            rgb.append(f.get_tensor("rgb").flatten(0, 1))
-            alpha.append(f.get_tensor("alpha").flatten(0, 1))
+        """Every view of every asset at once, as stored (uint8)."""
+        arrays = self.tensors("rgb", "alpha")
         views = self.config.views
-        return StackedViews(torch.cat(rgb), torch.cat(alpha),
+        return StackedViews(arrays["rgb"].flatten(0, 1), arrays["alpha"].flatten(0, 1),
                             torch.arange(len(self)).repeat_interleave(views), list(self.records))
 
     def cameras(self, i: int):

@@ -1,0 +1,135 @@
+"""The multi-view prior: built from the 2D prior, views that see each other, cameras, the image
+condition, the sampler, saving; and its recipe's batches."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gsbook.diffusion import TextToImagePrior, caption_features
+from gsbook.diffusion.multiview import (MV_AZIMUTHS, MultiViewPrior, MultiViewPriorConfig, camera_features,
+                                        multiview_loss, sample_views)
+from gsbook.diffusion.prior2d import Prior2DConfig
+
+SMALL = Prior2DConfig(channels=(32, 32, 64), norm_groups=8)
+
+
+@pytest.fixture(scope="module")
+def prior2d():
+    torch.manual_seed(0)
+    model = TextToImagePrior(SMALL).eval()
+    with torch.no_grad():                       # a trained-looking model, so zero-init tricks can show
+        for p in model.parameters():
+            p.add_(0.02 * torch.randn_like(p))
+    return model
+
+
+@pytest.fixture(scope="module")
+def text():
+    return caption_features(["a red ball", "a blue box"])
+
+
+def inputs(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(2, 4, 3, 32, 32, generator=g), torch.tensor([700, 200])
+
+
+def test_without_cross_view_attention_it_is_the_2d_prior_view_by_view(prior2d, text):
+    model = MultiViewPrior.from_prior2d(prior2d, cross_view=False).eval()
+    x, t = inputs()
+    tokens, mask = text
+    with torch.no_grad():
+        mv = model(x, t, tokens, mask)
+        ref = prior2d(x.flatten(0, 1), t.repeat_interleave(4), tokens.repeat_interleave(4, 0),
+                      mask.repeat_interleave(4, 0))
+    torch.testing.assert_close(mv.flatten(0, 1), ref, atol=1e-5, rtol=0)
+
+
+def test_views_see_each_other_only_through_cross_view_attention(prior2d, text):
+    x, t = inputs()
+    x2 = x.clone()
+    x2[:, 3] += 1.0                                     # change the left view only
+    for cross, moves in ((True, True), (False, False)):
+        model = MultiViewPrior.from_prior2d(prior2d, cross_view=cross).eval()
+        with torch.no_grad():
+            change = (model(x2, t, *text)[:, 0] - model(x, t, *text)[:, 0]).abs().max()
+        assert (change > 1e-3) == moves, (cross, change)
+    with torch.no_grad():                               # objects of a batch never mix
+        model = MultiViewPrior.from_prior2d(prior2d).eval()
+        x3 = x.clone()
+        x3[1] += 1.0
+        torch.testing.assert_close(model(x3, t, *text)[0], model(x, t, *text)[0], atol=1e-5, rtol=0)
+
+
+def test_cameras_and_the_image_start_silent_and_then_matter(prior2d, text):
+    model = MultiViewPrior.from_prior2d(prior2d).eval()
+    x, t = inputs()
+    cond = torch.rand_like(x)
+    known = torch.tensor([[True, False, False, False]] * 2)
+    with torch.no_grad():
+        plain = model(x, t, *text)
+        torch.testing.assert_close(model(x, t, *text, cond, known), plain)             # zero-initialised
+        torch.testing.assert_close(model(x, t, *text, cond, torch.zeros_like(known)), plain)
+        for p in (model.camera[2].weight, model.base.unet.conv_in.weight):
+            p.add_(0.05 * torch.randn_like(p))
+        assert not torch.allclose(model(x, t, *text, cond, known), model(x, t, *text), atol=1e-4)
+        # a view's image counts only where the mask says it is known
+        torch.testing.assert_close(model(x, t, *text, cond, torch.zeros_like(known)), model(x, t, *text))
+    feats = camera_features(torch.tensor(MV_AZIMUTHS), torch.zeros(4))
+    torch.testing.assert_close(feats[:, :2], torch.tensor([[0.0, 1], [1, 0], [0, -1], [-1, 0]]), atol=1e-6, rtol=0)
+
+
+def test_loss_trains_every_new_part(prior2d, text):
+    model = MultiViewPrior.from_prior2d(prior2d)
+    x0 = torch.rand(2, 4, 3, 32, 32) * 2 - 1
+    loss = multiview_loss(model, x0, *text, torch.tensor([[True, False, False, False]] * 2),
+                          torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert model.camera[2].weight.grad.abs().sum() > 0
+    c_img = 12
+    assert model.base.unet.conv_in.weight.grad[:, c_img:].abs().sum() > 0    # the image and mask inputs
+
+
+def test_sampler_returns_four_views_and_keeps_the_given_front_view(prior2d):
+    model = MultiViewPrior.from_prior2d(prior2d).eval()
+    views = sample_views(model, ["a red ball"], steps=3, generator=torch.Generator().manual_seed(0))
+    assert views.shape == (1, 4, 32, 32, 3) and 0 <= views.min() and views.max() <= 1
+    again = sample_views(model, ["a red ball"], steps=3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(views, again)
+    front = torch.rand(1, 32, 32, 3)
+    with_image = sample_views(model, [""], images=front, steps=3, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(with_image[:, 0], front)
+    with pytest.raises(ValueError, match=r"images must be \[B=1, 32, 32, 3\]"):
+        sample_views(model, ["a red ball"], images=torch.rand(1, 64, 64, 3), steps=2)
+    with pytest.raises(ValueError, match="sampler"):
+        sample_views(model, ["a red ball"], steps=2, sampler="euler")
+
+
+def test_shipped_files_round_trip(prior2d, tmp_path):
+    model = MultiViewPrior.from_prior2d(prior2d).eval()
+    with torch.no_grad():
+        model.camera[2].weight.add_(0.1)
+    model.save_shipped({"recipe": "test"}, "# card", folder=tmp_path, half=False)
+    loaded = MultiViewPrior.from_shipped(device="cpu", folder=tmp_path)
+    assert loaded.config.to_dict() == model.config.to_dict() == MultiViewPriorConfig(base=SMALL).to_dict()
+    x, t = inputs()
+    tokens, mask = caption_features(["a red ball", "a blue box"])
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x, t, tokens, mask), model(x, t, tokens, mask))
+    with pytest.raises(ValueError, match="4 views"):
+        MultiViewPriorConfig(views=6)
+
+
+def test_recipe_batches_drop_captions_and_give_front_views():
+    from gsbook.recipes.prior_mv import MultiViewData, PriorMVRecipe, multiview_batch
+
+    tokens, mask = caption_features(["a red ball", ""])
+    data = MultiViewData(torch.randint(0, 256, (10, 4, 32, 32, 3), dtype=torch.uint8), torch.zeros(10, dtype=torch.long),
+                         ["a red ball", ""], tokens, mask)
+    recipe = PriorMVRecipe(batch=2000, caption_dropout=0.25, image_condition=0.5)
+    x0, tok, msk, known = multiview_batch(data, recipe, torch.Generator().manual_seed(0))
+    assert x0.shape == (2000, 4, 3, 32, 32) and -1 <= x0.min() and x0.max() <= 1
+    dropped = (msk.sum(1) == mask[1].sum()).float().mean()
+    assert 0.2 < dropped < 0.3
+    assert 0.45 < known[:, 0].float().mean() < 0.55 and not known[:, 1:].any()
