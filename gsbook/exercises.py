@@ -1,72 +1,79 @@
-"""Self-checks for the chapters' exercises: ``check_<name>(your_function)``.
+"""Guards for the chapters' auto-graded exercises: the answer must be the reader's own code.
 
-Each check calls the reader's function on a handful of cases, compares it with the
-library's own implementation, and either prints what passed or raises an
-``AssertionError`` that says which case failed and how (never just "wrong"). The
-chapters keep their reference solutions between nbgrader's ``### BEGIN SOLUTION`` /
-``### END SOLUTION`` markers, which ``python tools/make_student.py`` replaces by a stub.
+An exercise in a chapter is a pair of nbgrader cells. The first holds the reference solution
+between ``### BEGIN SOLUTION`` / ``### END SOLUTION``; the graded cell below it checks a few
+*visible* properties of the reader's function and then, between ``### BEGIN HIDDEN TESTS`` /
+``### END HIDDEN TESTS``, compares it with the formula on inputs the reader never sees (other
+schedules, shapes, timesteps). ``python tools/make_student.py`` replaces the solutions by stubs
+and removes the hidden tests; nbgrader's ``generate_assignment`` does the same.
 
-======================  ==========  ==================================================
-check                   chapter     the reader writes
-======================  ==========  ==================================================
-``check_sds_gradient``  §1          ``g = w(t) (ε̂ − ε)`` with DreamFusion's ``w(t) = 1 − ᾱ_t``
-``check_anneal``        §1          DreamGaussian's linear timestep anneal
-======================  ==========  ==================================================
+Most exercises re-derive something the library already does, so an answer could simply call
+the library. Two guards refuse that:
+
+* :func:`own_code` reads the function's source and rejects one that mentions ``gsbook`` or
+  ``diffusers``;
+* :func:`forbid` makes the library's own implementation raise while a check runs, which also
+  catches a call through a name imported elsewhere in the notebook (``from gsbook.diffusion
+  import ddim_step as step`` in another cell).
+
+====================  ==========  ===============================================================
+exercise              chapter     the library code :func:`forbid` switches off
+====================  ==========  ===============================================================
+``ddim_update``       §1          ``gsbook.diffusion``'s ``alpha_sigma`` / ``predicted_x0`` /
+                                  ``ddim_step`` (every noise formula goes through
+                                  ``alpha_sigma``), diffusers' ``DDIMScheduler.step``
+``anneal_timestep``   §1          ``gsbook.sds``'s ``DreamGaussianAnneal`` and
+                                  ``timestep_range``
+====================  ==========  ===============================================================
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import inspect
+from contextlib import ExitStack, contextmanager
+from typing import Callable, Iterator
+from unittest import mock
 
-import torch
-from torch import Tensor
+__all__ = ["LIBRARY", "own_code", "forbid"]
 
-from gsbook.diffusion import scheduler_alphas_cumprod
-from gsbook.sds import DreamGaussianAnneal, sds_weight
+# exercise → the dotted paths of the library code that would answer it.
+LIBRARY: dict[str, tuple[str, ...]] = {
+    "ddim_update": ("gsbook.diffusion.noise.alpha_sigma", "gsbook.diffusion.noise.predicted_x0",
+                    "gsbook.diffusion.noise.ddim_step",
+                    "diffusers.schedulers.scheduling_ddim.DDIMScheduler.step"),
+    "anneal_timestep": ("gsbook.sds.schedules.timestep_range", "gsbook.sds.schedules._progress",
+                        "gsbook.sds.schedules.DreamGaussianAnneal.timestep"),
+}
 
-__all__ = ["check_sds_gradient", "check_anneal"]
 
-
-def _call(fn: Callable, *args):
+def own_code(fn: Callable, banned: tuple[str, ...] = ("gsbook", "diffusers")) -> None:
+    """Raise ``AssertionError`` if the source of ``fn`` mentions one of the ``banned`` packages."""
     try:
-        return fn(*args)
-    except NotImplementedError:
-        raise AssertionError(f"{getattr(fn, '__name__', 'your function')} is not written yet: "
-                             "replace `raise NotImplementedError()` with your code") from None
+        source = inspect.getsource(fn)
+    except (OSError, TypeError):          # no source to read (a builtin, a lambda typed at a prompt)
+        return
+    found = [name for name in banned if name in source]
+    if found:
+        raise AssertionError(f"{getattr(fn, '__name__', 'your function')} uses {', '.join(found)}: "
+                             "write the formula yourself, with torch and math only")
 
 
-def check_sds_gradient(sds_gradient: Callable[[Tensor, Tensor, Tensor, Tensor], Tensor]) -> None:
-    """Check ``sds_gradient(eps_hat [B,C,H,W], eps [B,C,H,W], alphas_cumprod [T], t [B]) → g [B,C,H,W]``."""
-    abar = scheduler_alphas_cumprod()
-    g = torch.Generator().manual_seed(0)
-    cases = [(torch.tensor([500]), (1, 3, 8, 8)), (torch.tensor([20, 980]), (2, 4, 5, 5)),
-             (torch.tensor([1, 250, 750]), (3, 3, 4, 6))]
-    for t, shape in cases:
-        eps_hat, eps = torch.randn(shape, generator=g), torch.randn(shape, generator=g)
-        got = _call(sds_gradient, eps_hat, eps, abar, t)
-        want = sds_weight("sds", abar, t, len(shape)) * (eps_hat - eps)
-        if not isinstance(got, Tensor):
-            raise AssertionError(f"sds_gradient should return a tensor, got {type(got).__name__}")
-        if got.shape != want.shape:
-            raise AssertionError(f"for a batch of shape {list(shape)} with t = {t.tolist()}, the gradient should "
-                                 f"have shape {list(want.shape)}, got {list(got.shape)} (did w(t) broadcast "
-                                 "over [B, 1, 1, 1]?)")
-        if not torch.allclose(got, want, atol=1e-5, rtol=1e-4):
-            ratio = (got / (eps_hat - eps)).flatten(1).median(1).values
-            raise AssertionError(f"with t = {t.tolist()}: got g / (ε̂ − ε) ≈ {[round(r, 4) for r in ratio.tolist()]}, "
-                                 f"expected w(t) = 1 − ᾱ_t = {[round(w, 4) for w in (1 - abar[t]).tolist()]}")
-    print(f"✓ sds_gradient matches w(t)·(ε̂ − ε) with w(t) = 1 − ᾱ_t on {len(cases)} batches")
+@contextmanager
+def forbid(exercise: str) -> Iterator[None]:
+    """While the block runs, the library code that answers ``exercise`` (see :data:`LIBRARY`)
+    raises an ``AssertionError`` that says so.
 
+    Raises:
+        KeyError: for an exercise :data:`LIBRARY` does not list.
+    """
+    if exercise not in LIBRARY:
+        raise KeyError(f"no exercise {exercise!r}; known: {sorted(LIBRARY)}")
 
-def check_anneal(anneal_timestep: Callable[[int, int], int]) -> None:
-    """Check ``anneal_timestep(step, total_steps) → t`` against DreamGaussian's anneal
-    (``T = 1000``, ``t_range = (0.02, 0.98)``)."""
-    for total in (10, 100, 500):
-        reference = DreamGaussianAnneal(1000, total)
-        for step in sorted({0, 1, total // 3, total // 2, total - 1, total, total + 5}):
-            got = _call(anneal_timestep, step, total)
-            want = reference.timestep(step)
-            if int(got) != want:
-                raise AssertionError(f"anneal_timestep({step}, {total}) = {got}, expected {want}: "
-                                     "t = round((1 − step/total)·1000), clipped to [20, 980]")
-    print("✓ anneal_timestep matches DreamGaussian's schedule (3 run lengths, 7 steps each)")
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"{exercise} called the library's own implementation; "
+                             "write the formula yourself, with torch and math only")
+
+    with ExitStack() as stack:
+        for target in LIBRARY[exercise]:
+            stack.enter_context(mock.patch(target, side_effect=refuse))
+        yield

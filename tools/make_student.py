@@ -12,10 +12,12 @@ Exercise cells keep their reference solution between nbgrader's markers::
 nbgrader's own ``ClearSolutions`` preprocessor replaces each such region by
 ``# YOUR CODE HERE`` / ``raise NotImplementedError()``, and ``ClearHiddenTests`` removes the
 graded cells' hidden tests (between ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS``:
-they check the student's function on inputs the student never sees); everything else
-(prose, the visible checks, cells that call ``gsbook.exercises.check_*``) is kept. Teachers using nbgrader can instead
-put the chapters in a course's ``source/`` folder and run ``nbgrader generate_assignment``:
-the cells carry nbgrader metadata (solution cells, and graded check cells worth 1 point).
+they check the student's function on inputs the student never sees). A Markdown answer cell (nbgrader's
+"manually graded answer", holding an instructor's model answer and tagged ``remove-cell`` so that the
+website leaves it out) becomes an empty ``YOUR ANSWER HERE`` cell. Everything else (prose, the
+visible checks) is kept. Teachers using nbgrader can instead put the chapters in a course's
+``source/`` folder and run ``nbgrader generate_assignment``: the cells carry nbgrader metadata
+(solution cells, graded check cells and answer cells, with their points).
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ def student_version(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
+        elif cell.metadata.get("nbgrader", {}).get("solution"):
+            # the model answer is gone; the student's answer cell is shown wherever the edition is
+            tags = [t for t in cell.metadata.get("tags", []) if t != "remove-cell"]
+            cell.metadata["tags"] = tags
     return nb
 
 
