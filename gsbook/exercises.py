@@ -11,25 +11,37 @@ Most exercises re-derive something the library already does, so an answer could 
 the library. Two guards refuse that:
 
 * :func:`own_code` reads the function's source and rejects one that mentions ``gsbook`` or
-  ``diffusers``;
+  ``diffusers`` (or the packages an exercise names: ``gsplat``, ``scipy``, …);
 * :func:`forbid` makes the library's own implementation raise while a check runs, which also
   catches a call through a name imported elsewhere in the notebook (``from gsbook.diffusion
-  import ddim_step as step`` in another cell).
+  import ddim_step as step`` in another cell): the module attribute is patched, and a plain
+  Python function's code is swapped for one that raises, so that every name bound to the
+  same function object refuses too.
 
-====================  ==========  ===============================================================
-exercise              chapter     the library code :func:`forbid` switches off
-====================  ==========  ===============================================================
-``ddim_update``       §1          ``gsbook.diffusion``'s ``alpha_sigma`` / ``predicted_x0`` /
-                                  ``ddim_step`` (every noise formula goes through
-                                  ``alpha_sigma``), diffusers' ``DDIMScheduler.step``
-``anneal_timestep``   §1          ``gsbook.sds``'s ``DreamGaussianAnneal`` and
-                                  ``timestep_range``
-====================  ==========  ===============================================================
+=============================  =======  ===========================================================
+exercise                       chapter  the library code :func:`forbid` switches off
+=============================  =======  ===========================================================
+``ddim_update``                §1       ``gsbook.diffusion``'s ``alpha_sigma`` / ``predicted_x0`` /
+                                        ``ddim_step`` (every noise formula goes through
+                                        ``alpha_sigma``), diffusers' ``DDIMScheduler.step``
+``anneal_timestep``            §1       ``gsbook.sds``'s ``DreamGaussianAnneal`` and
+                                        ``timestep_range``
+``covariance_3d``              §0       ``gsbook.gaussians``' ``quat_to_rotmat`` / ``covariances``;
+                                        gsplat's ``_quat_to_rotmat`` / ``_quat_scale_to_covar_preci``
+``composite_back_to_front``    §0       ``gsbook.render``'s compositors (``CompositeFunction.forward``,
+                                        ``composite_dense``), ``gsbook.baselines.volume_render``;
+                                        gsplat's ``accumulate``
+``fisheye_covariance_2d``      §0       ``gsbook.render``'s ``project`` / ``world_to_camera`` /
+                                        ``perspective_jacobian``; gsplat's ``_fisheye_proj``,
+                                        ``_world_to_cam``, ``_fully_fused_projection``
+=============================  =======  ===========================================================
 """
 
 from __future__ import annotations
 
 import inspect
+import pkgutil
+import types
 from contextlib import ExitStack, contextmanager
 from typing import Callable, Iterator
 from unittest import mock
@@ -43,6 +55,16 @@ LIBRARY: dict[str, tuple[str, ...]] = {
                     "diffusers.schedulers.scheduling_ddim.DDIMScheduler.step"),
     "anneal_timestep": ("gsbook.sds.schedules.timestep_range", "gsbook.sds.schedules._progress",
                         "gsbook.sds.schedules.DreamGaussianAnneal.timestep"),
+    "covariance_3d": ("gsbook.gaussians.quat_to_rotmat", "gsbook.gaussians.covariances",
+                      "gsplat.cuda._torch_impl._quat_to_rotmat",
+                      "gsplat.cuda._torch_impl._quat_scale_to_covar_preci"),
+    "composite_back_to_front": ("gsbook.render.compositing.CompositeFunction.forward",
+                                "gsbook.render.dense.composite_dense",
+                                "gsbook.baselines.volume_render", "gsplat.cuda._torch_impl.accumulate"),
+    "fisheye_covariance_2d": ("gsbook.render.project.project", "gsbook.render.project.world_to_camera",
+                              "gsbook.render.project.perspective_jacobian",
+                              "gsplat.cuda._torch_impl._fisheye_proj", "gsplat.cuda._torch_impl._world_to_cam",
+                              "gsplat.cuda._torch_impl._fully_fused_projection"),
 }
 
 
@@ -69,11 +91,38 @@ def forbid(exercise: str) -> Iterator[None]:
     if exercise not in LIBRARY:
         raise KeyError(f"no exercise {exercise!r}; known: {sorted(LIBRARY)}")
 
+    message = (f"{exercise} called the library's own implementation; "
+               "write the formula yourself, with torch and math only")
+
     def refuse(*args, **kwargs):
-        raise AssertionError(f"{exercise} called the library's own implementation; "
-                             "write the formula yourself, with torch and math only")
+        raise AssertionError(message)
 
     with ExitStack() as stack:
         for target in LIBRARY[exercise]:
+            owner, attribute = target.rsplit(".", 1)
+            function = _plain_function(inspect.getattr_static(pkgutil.resolve_name(owner), attribute))
+            if function is not None:
+                stack.enter_context(_refusing_code(function, message))
             stack.enter_context(mock.patch(target, side_effect=refuse))
         yield
+
+
+def _plain_function(obj) -> types.FunctionType | None:
+    """The Python function behind ``obj`` (a function, staticmethod or classmethod) when its code
+    can be swapped (no closure), else None."""
+    obj = getattr(obj, "__func__", obj) if isinstance(obj, (staticmethod, classmethod)) else obj
+    return obj if isinstance(obj, types.FunctionType) and not obj.__closure__ else None
+
+
+@contextmanager
+def _refusing_code(function: types.FunctionType, message: str) -> Iterator[None]:
+    """While the block runs, ``function`` — whatever name it is called by — raises ``AssertionError(message)``."""
+    namespace: dict = {}
+    exec(f"def refuse(*args, **kwargs):\n    raise AssertionError({message!r})\n", namespace)
+    saved = function.__code__, function.__defaults__, function.__kwdefaults__
+    function.__defaults__, function.__kwdefaults__ = None, None
+    function.__code__ = namespace["refuse"].__code__
+    try:
+        yield
+    finally:
+        function.__code__, function.__defaults__, function.__kwdefaults__ = saved

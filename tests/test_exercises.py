@@ -65,7 +65,21 @@ def test_forbid_switches_off_the_library_code_an_exercise_would_call():
     with pytest.raises(KeyError, match="known"):
         with forbid("no such exercise"):
             pass
-    assert set(LIBRARY) == {"ddim_update", "anneal_timestep"}
+    assert set(LIBRARY) == {"ddim_update", "anneal_timestep", "covariance_3d", "composite_back_to_front",
+                            "fisheye_covariance_2d"}
+
+
+def test_forbid_also_refuses_a_function_bound_to_another_name_and_restores_it():
+    from gsbook.gaussians import quat_to_rotmat as rotation       # bound before the guard, under another name
+    from gsbook.render import composite_dense as paint
+
+    q = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    with forbid("covariance_3d"), pytest.raises(AssertionError, match="covariance_3d called the library"):
+        rotation(q)
+    with forbid("composite_back_to_front"), pytest.raises(AssertionError, match="write the formula yourself"):
+        paint()
+    assert torch.equal(rotation(q)[0], torch.eye(3))                # the library's own code is back afterwards
+    assert rotation.__defaults__ is None and paint.__defaults__ == (None,)
 
 
 # ----------------------------------------------------------------------------- the chapters
@@ -145,3 +159,58 @@ def test_chapter_2_solutions_pass_their_hidden_tests_and_the_student_version_has
     # a subtly wrong answer (growing *at* the threshold) passes the visible checks; the hidden tests catch it
     _answer_fails_only_the_hidden_tests(source, 2, "grow = mean > threshold", "grow = mean >= threshold",
                                         "clone at the limit")
+
+
+def test_chapter_0_solutions_pass_their_hidden_tests_and_the_student_version_has_neither(tmp_path):
+    source = _check_chapter(tmp_path, "00_setup.ipynb", n_answers=6)
+    # Rᵀ instead of R: the visible quarter turn about z gives the same Σ either way; random rotations do not
+    _answer_fails_only_the_hidden_tests(source, 0, "M = R.reshape(quats.shape[:-1] + (3, 3)) * scales",
+                                        "M = R.reshape(quats.shape[:-1] + (3, 3)).transpose(-1, -2) * scales",
+                                        "Σ differs")
+    # the first pixel's order used for every pixel: right for the visible one-pixel checks
+    _answer_fails_only_the_hidden_tests(source, 2, "order = torch.argsort(depths, dim=-1, descending=True)",
+                                        "order = torch.argsort(depths[:1], dim=-1, descending=True).expand_as(depths)",
+                                        "disagree")
+    # the covariance left in world axes: right for the visible camera, which is not rotated
+    _answer_fails_only_the_hidden_tests(source, 4, "W @ covars @ W.T", "covars", "footprints differ")
+
+
+def test_chapter_0_checks_refuse_the_library_even_under_another_name():
+    from gsplat.cuda._torch_impl import _fisheye_proj
+
+    from gsbook.gaussians import covariances
+    from gsbook.render import composite_dense
+
+    exercise = _exercise_cells(nbformat.read(ROOT / "chapters" / "00_setup.ipynb", as_version=4))
+    borrowed = {
+        0: ("def covariance_3d(quats, scales):\n    return sigma(quats, scales)\n", {"sigma": covariances}),
+        2: ("def composite_back_to_front(colors, alphas, depths, background):\n"
+            "    return paint(colors, alphas, depths, background)\n", {"paint": composite_dense}),
+        4: ("def fisheye_covariance_2d(means, covars, viewmat, K, eps2d=0.3):\n"
+            "    return lens(means[None, None], covars[None, None], K[None], 64, 64)[1][0, 0]\n",
+            {"lens": _fisheye_proj}),
+    }
+    for index, (source, names) in borrowed.items():
+        cell = nbformat.from_dict(exercise[index])
+        cell.source = source
+        name = source.split("(")[0].removeprefix("def ")
+        with pytest.raises(AssertionError, match=f"{name} called the library"):
+            _run_cells([cell, _visible_part(exercise[index + 1])], {"torch": torch, **names})
+
+
+def test_chapter_0_fisheye_exercise_matches_gsplats_fisheye_projection():
+    """The exercise's lens is gsplat's ``camera_model="fisheye"``: the reference solution agrees with gsplat's
+    own projection (outside the guard) to gsplat's small epsilons."""
+    from gsplat.cuda._torch_impl import _fisheye_proj
+
+    exercise = _exercise_cells(nbformat.read(ROOT / "chapters" / "00_setup.ipynb", as_version=4))
+    namespace = {"torch": torch}
+    _run_cells([exercise[4]], namespace)
+    g = torch.Generator().manual_seed(0)
+    means_c = torch.tensor([[0.5, -0.3, 2.0], [1.5, 0.7, 1.0], [0.01, 0.02, 3.0]], dtype=torch.float64)
+    A = torch.randn(3, 3, 3, generator=g, dtype=torch.float64)
+    covars = 0.01 * A @ A.transpose(1, 2)
+    K = torch.tensor([[50.0, 0, 40], [0, 60.0, 30], [0, 0, 1]], dtype=torch.float64)
+    ours = namespace["fisheye_covariance_2d"](means_c, covars, torch.eye(4, dtype=torch.float64), K, eps2d=0.0)
+    _, theirs = _fisheye_proj(means_c[None], covars[None], K[None], 80, 60)
+    assert torch.allclose(ours, theirs[0], rtol=1e-5, atol=1e-5)
