@@ -230,12 +230,7 @@ def _cells(path: Path):
             if c["cell_type"] in ("markdown", "code")]
 
 
-# §2 still types DreamGaussian's reported time (and GSGEN's date) by hand; it is converted in its own change.
-PENDING = {"02_dreamgaussian": "§2 still types DreamGaussian's 2 minutes by hand (issue 11)"}
-
-
-@pytest.mark.parametrize("path", [pytest.param(p, marks=pytest.mark.xfail(reason=PENDING[p.stem], strict=True))
-                                  if p.stem in PENDING else p for p in CHAPTERS], ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
 def test_chapters_take_the_eras_times_from_gsbook_era(path):
     bad = [f"cell {i} ({kind}): {hit}" for i, kind, text in _cells(path) for hit in typed_times(text)]
     assert not bad, f"{path.name} types the era's per-asset times; render them with gsbook.era instead:\n" \

@@ -15,9 +15,10 @@ graded cells' hidden tests (between ``### BEGIN HIDDEN TESTS`` and ``### END HID
 they check the student's function on inputs the student never sees). A Markdown answer cell (nbgrader's
 "manually graded answer", holding an instructor's model answer and tagged ``remove-cell`` so that the
 website leaves it out) becomes an empty ``YOUR ANSWER HERE`` cell. Everything else (prose, the
-visible checks) is kept. Teachers using nbgrader can instead put the chapters in a course's
-``source/`` folder and run ``nbgrader generate_assignment``: the cells carry nbgrader metadata
-(solution cells, graded check cells and answer cells, with their points).
+visible checks) is kept. Teachers using nbgrader run ``python tools/make_course.py --out COURSE``
+instead: it puts the chapters in a course's ``source/`` folder and runs ``nbgrader generate_assignment``
+(the cells carry nbgrader metadata: solution cells, graded check cells and answer cells, with their
+points), which writes this same edition into ``release/``.
 """
 
 from __future__ import annotations
