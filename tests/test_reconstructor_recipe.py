@@ -144,7 +144,7 @@ def test_load_view_image_puts_the_object_on_white_and_resizes(tmp_path):
 @pytest.mark.parametrize("make, says", [
     (lambda p: p, "no such file"),
     (lambda p: (p.write_text("not an image"), p)[1], "not an image"),
-    (lambda p: save_png(p, __import__("numpy").zeros((64, 48, 4), "uint8"), "RGBA"), "64×48 is not square"),
+    (lambda p: save_png(p, __import__("numpy").zeros((64, 48, 4), "uint8"), "RGBA"), "48×64 is not square"),
     (lambda p: save_png(p, __import__("numpy").zeros((8, 8, 4), "uint8"), "RGBA"), "out of range"),
     (lambda p: save_png(p, __import__("numpy").zeros((64, 64, 3), "uint8"), "RGB"), "no alpha channel"),
 ])

@@ -376,7 +376,7 @@ def reconstructor_card(model: LGM | GRM, report: dict, scores: ReconstructionSco
     cfg = model.config
     shape = (f"{cfg.input_size}² input views (RGB + Plücker rays), {cfg.output_size}² Gaussians per view: "
              f"{cfg.n_gaussians:,} Gaussians per object")
-    curve = ", ".join(f"{i * 50}: {p:.1f}" for i, (_, p) in enumerate(report["history_every_50"][::4]))
+    curve = ", ".join(f"{i * 200}: {p:.1f}" for i, (_, p) in enumerate(report["history_every_50"][::4]))
     return f"""# {name} — {title.split(' — ')[1]}
 
 {title}. Reads the four views of an object (azimuth 0°, 90°, 180°, 270° at elevation 0°)
