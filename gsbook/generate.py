@@ -655,10 +655,10 @@ def _feedforward_arguments(parser: argparse.ArgumentParser) -> None:
 def _feedforward_configure(args: argparse.Namespace):
     from .methods.feedforward import FeedForwardConfig, load_view_image
 
-    if not args.prompt and args.image is None and args.views is None:
-        raise UsageError(f"{args.method} needs a prompt, --image FRONT.png or --views F R B L")
     if args.ground_truth and not args.prompt:
         raise UsageError("--ground-truth renders the prompt's object: give a prompt")
+    if not args.prompt and args.image is None and args.views is None:
+        raise UsageError(f"{args.method} needs a prompt, --image FRONT.png or --views F R B L")
     for path in ([args.image] if args.image is not None else []) + list(args.views or []):
         load_view_image(path, 64)                   # bad files fail here, before any model loads
     overrides = parse_settings(FeedForwardConfig, args.set, reserved={"seed": "--seed"})

@@ -225,7 +225,8 @@ def nbgrader_api(course: Path):
 def _run(what: str, action, *args) -> None:
     result = action(*args)
     if not result.get("success"):
-        raise RuntimeError(f"nbgrader {what} failed:\n{result.get('error') or result.get('log')}")
+        # nbgrader puts the cause in the log and only a pointer to it in "error": show both.
+        raise RuntimeError(f"nbgrader {what} failed:\n{result.get('log') or ''}\n{result.get('error') or ''}")
 
 
 def generate(course: Path, assignments: list[str]) -> None:

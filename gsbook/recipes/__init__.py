@@ -19,7 +19,7 @@ not the code. The models themselves live below (:mod:`gsbook.judge`,
 :mod:`gsbook.diffusion`); this is the top layer, and nothing imports it but ``gsbook.train``.
 """
 
-from gsbook.recipes.common import hardware, warmup_cosine
+from gsbook.recipes.common import hardware, load_checkpoint, save_checkpoint, warmup_cosine
 from gsbook.recipes.judge import (JudgeRecipe, evaluate_judge, judge_batch, judge_card, run_judge_recipe,
                                   train_judge)
 from gsbook.recipes.prior2d import (LAPTOP_RECIPE, TrainConfig, TrainingData, checkpoint_folder, cpu_hours,
@@ -33,7 +33,7 @@ from gsbook.recipes.reconstructor import (RECONSTRUCTORS, ReconstructionData, Re
                                           load_reconstruction_data, make_reconstructor, reconstruction_batch,
                                           reconstructor_card, run_reconstructor_recipe, soften, train_reconstructor)
 
-__all__ = ["hardware", "warmup_cosine",
+__all__ = ["hardware", "warmup_cosine", "save_checkpoint", "load_checkpoint",
            "MultiViewData", "PriorMVRecipe", "evaluate_prior_mv", "load_multiview_data", "multiview_batch",
            "prior_mv_card", "run_prior_mv_recipe", "train_prior_mv",
            "RECONSTRUCTORS", "ReconstructionData", "ReconstructionScores", "ReconstructorRecipe", "d_ssim",

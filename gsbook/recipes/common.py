@@ -1,14 +1,15 @@
-"""What every recipe shares: naming the machine it ran on, and the learning-rate schedule."""
+"""What every recipe shares: naming the machine it ran on, the learning-rate schedule, checkpoints."""
 
 from __future__ import annotations
 
 import math
 import os
 import platform
+from pathlib import Path
 
 import torch
 
-__all__ = ["hardware", "warmup_cosine"]
+__all__ = ["hardware", "warmup_cosine", "save_checkpoint", "load_checkpoint"]
 
 
 def hardware(device: str | torch.device | None = None) -> str:
@@ -33,3 +34,28 @@ def warmup_cosine(lr: float, step: int, steps: int, warmup: int, min_ratio: floa
         return lr * (step + 1) / warmup
     progress = (step - warmup) / max(1, steps - warmup)
     return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """``torch.save(state)`` to ``path`` atomically (a temporary file, then a rename), so that an
+    interrupted save never leaves a broken checkpoint to resume from. Objects with a
+    ``state_dict`` (models, optimisers, EMAs) are stored as their state dicts."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({k: v.state_dict() if hasattr(v, "state_dict") else v for k, v in state.items()}, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: Path, into: dict, device: str | torch.device | None = None,
+                    progress: bool = True) -> dict | None:
+    """Resume from ``path`` if it exists: load each ``into[name].load_state_dict(state[name])``
+    (models, optimisers, EMAs) and return the rest of the saved state (step, elapsed, history);
+    ``None`` when there is no checkpoint."""
+    if not path.exists():
+        return None
+    state = torch.load(path, weights_only=True, map_location=device)
+    for name, target in into.items():
+        target.load_state_dict(state.pop(name))
+    if progress:
+        print(f"resuming from {path} at step {state['step']}")
+    return state

@@ -36,7 +36,7 @@ from ..config import cache_root, resolve_device
 from ..diffusion import EMPTY_CAPTION, Prior2DConfig, TextToImagePrior, caption_features, diffusion_loss, sample
 from ..images import over_background, save_grid
 from ..world import GRID_CAPTIONS, DatasetConfig, ShapeWorldDataset
-from .common import warmup_cosine
+from .common import load_checkpoint, save_checkpoint, warmup_cosine
 
 __all__ = ["TrainConfig", "LAPTOP_RECIPE", "cpu_hours", "TrainingData", "load_training_data", "prior_batch",
            "learning_rate", "checkpoint_folder", "train_prior2d"]
@@ -174,12 +174,7 @@ def checkpoint_folder(config: TrainConfig) -> Path:
 
 
 def _save_checkpoint(folder: Path, step: int, elapsed: float, model, ema, opt) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    state = {"step": step, "elapsed": elapsed, "model": model.state_dict(), "ema": ema.state_dict(),
-             "opt": opt.state_dict()}
-    tmp = folder / "latest.pt.tmp"
-    torch.save(state, tmp)
-    tmp.replace(folder / "latest.pt")            # atomic: an interrupted save never breaks resume
+    save_checkpoint(folder / "latest.pt", {"step": step, "elapsed": elapsed, "model": model, "ema": ema, "opt": opt})
 
 
 def train_prior2d(config: TrainConfig | None = None, folder: Path | str | None = None, resume: bool = True,
@@ -213,14 +208,9 @@ def train_prior2d(config: TrainConfig | None = None, folder: Path | str | None =
                    foreach=True)
     start, elapsed = 0, 0.0
     latest = folder / "latest.pt"
-    if resume and latest.exists():
-        state = torch.load(latest, weights_only=True, map_location=device)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
+    state = load_checkpoint(latest, {"model": model, "ema": ema, "opt": opt}, device, progress) if resume else None
+    if state is not None:
         start, elapsed = state["step"], float(state.get("elapsed", 0.0))
-        if progress:
-            print(f"resuming from {latest} at step {start}")
     t0 = time.perf_counter()
     model.train()
     bar = tqdm(range(start, config.steps), desc="prior2d", initial=start, total=config.steps, disable=not progress)

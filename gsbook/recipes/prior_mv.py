@@ -31,7 +31,7 @@ from ..diffusion.prior2d import EMPTY_CAPTION, TextToImagePrior, caption_feature
 from ..images import save_grid
 from ..judge import Judge, Scores, accuracy
 from ..world import DatasetConfig, ShapeWorldDataset, split_captions
-from .common import hardware, warmup_cosine
+from .common import hardware, load_checkpoint, save_checkpoint, warmup_cosine
 
 __all__ = ["PriorMVRecipe", "MultiViewData", "load_multiview_data", "multiview_batch", "train_prior_mv",
            "evaluate_prior_mv", "prior_mv_card", "run_prior_mv_recipe"]
@@ -129,14 +129,9 @@ def train_prior_mv(recipe: PriorMVRecipe, resume: bool = True, progress: bool = 
     ema = EMAModel(model.parameters(), decay=recipe.ema_max_decay, use_ema_warmup=True, power=3 / 4, foreach=True)
     start, elapsed, losses = 0, 0.0, []
     latest = folder / "latest.pt"
-    if resume and latest.exists():
-        state = torch.load(latest, weights_only=True, map_location=device)
-        model.load_state_dict(state["model"])
-        ema.load_state_dict(state["ema"])
-        opt.load_state_dict(state["opt"])
+    state = load_checkpoint(latest, {"model": model, "ema": ema, "opt": opt}, device, progress) if resume else None
+    if state is not None:
         start, elapsed, losses = state["step"], float(state["elapsed"]), list(state["losses"])
-        if progress:
-            print(f"resuming from {latest} at step {start}")
     model.train()
     t0 = time.perf_counter()
     bar = tqdm(range(start, recipe.steps), desc="prior_mv", initial=start, total=recipe.steps, disable=not progress)
@@ -156,11 +151,8 @@ def train_prior_mv(recipe: PriorMVRecipe, resume: bool = True, progress: bool = 
             bar.set_postfix(loss=f"{sum(losses[-100:]) / len(losses[-100:]):.4f}")
         done = step + 1
         if done % recipe.checkpoint_every == 0 or done == recipe.steps:
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / "latest.pt.tmp"
-            torch.save({"step": done, "elapsed": elapsed + time.perf_counter() - t0, "losses": losses,
-                        "model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict()}, tmp)
-            tmp.replace(latest)
+            save_checkpoint(latest, {"step": done, "elapsed": elapsed + time.perf_counter() - t0, "losses": losses,
+                                     "model": model, "ema": ema, "opt": opt})
     train_time = elapsed + time.perf_counter() - t0
     final = MultiViewPrior(model.config)
     final.load_state_dict(model.state_dict())

@@ -44,7 +44,7 @@ from ..images import psnr, ssim
 from ..methods.grm import GRM, GRMConfig
 from ..methods.lgm import LGM, LGM_VIEWS, LGMConfig, lgm_loss
 from ..world import DatasetConfig, ShapeWorldDataset
-from .common import hardware, warmup_cosine
+from .common import hardware, load_checkpoint, save_checkpoint, warmup_cosine
 
 __all__ = ["RECONSTRUCTORS", "ReconstructorRecipe", "ReconstructionData", "load_reconstruction_data",
            "reconstruction_batch", "make_reconstructor", "soften", "d_ssim", "train_reconstructor", "ReconstructionScores",
@@ -247,13 +247,9 @@ def train_reconstructor(recipe: ReconstructorRecipe, data: ReconstructionData | 
     opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.95), weight_decay=recipe.weight_decay)
     start, elapsed, history = 0, 0.0, []
     latest = folder / "latest.pt"
-    if resume and latest.exists():
-        state = torch.load(latest, weights_only=True, map_location=device)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["opt"])
+    state = load_checkpoint(latest, {"model": model, "opt": opt}, device, progress) if resume else None
+    if state is not None:
         start, elapsed, history = state["step"], float(state["elapsed"]), list(state["history"])
-        if progress:
-            print(f"resuming from {latest} at step {start}")
     model.train()
     t0 = time.perf_counter()
     bar = tqdm(range(start, recipe.steps), desc=recipe.model, initial=start, total=recipe.steps,
@@ -281,11 +277,8 @@ def train_reconstructor(recipe: ReconstructorRecipe, data: ReconstructionData | 
                             psnr=f"{sum(h[1] for h in recent) / len(recent):.2f}")
         done = step + 1
         if done % recipe.checkpoint_every == 0 or done == recipe.steps:
-            folder.mkdir(parents=True, exist_ok=True)
-            tmp = folder / "latest.pt.tmp"
-            torch.save({"step": done, "elapsed": elapsed + time.perf_counter() - t0, "history": history,
-                        "model": model.state_dict(), "opt": opt.state_dict()}, tmp)
-            tmp.replace(latest)                 # atomic: an interrupted save never breaks resume
+            save_checkpoint(latest, {"step": done, "elapsed": elapsed + time.perf_counter() - t0,
+                                     "history": history, "model": model, "opt": opt})
     train_time = elapsed + time.perf_counter() - t0
     tail = history[-100:]
     report = {**asdict(recipe), "model_config": model.config.to_dict(),
