@@ -50,7 +50,10 @@ def _tool():
 
 kit = _tool()
 GRADED = [Path(doc).name for doc in TOC if kit.has_autograded(nbformat.read(ROOT / f"{doc}.ipynb", as_version=4))]
-ENV = {**os.environ, "GSBOOK_PROFILE": "ci", "OMP_NUM_THREADS": "1"}
+# nbgrader runs `alembic` from the venv's scripts folder, which is not on PATH when the venv is
+# not activated (./run.sh test calls .venv/bin/python directly).
+ENV = {**os.environ, "GSBOOK_PROFILE": "ci", "OMP_NUM_THREADS": "1",
+       "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
 
 
 @pytest.fixture(scope="module")

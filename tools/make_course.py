@@ -212,8 +212,24 @@ def answer_key(books: dict[str, nbformat.NotebookNode]) -> str:
 
 
 # ----------------------------------------------------------------------------------------- nbgrader
+def with_scripts_on_path(env: dict | None = None) -> dict:
+    """``env`` (default: this process's) with this Python's scripts folder first on PATH: nbgrader
+    upgrades its gradebook by running the ``alembic`` command, which lives beside the Python
+    that runs nbgrader (e.g. ``.venv/bin``) and is not on PATH when the venv is not activated."""
+    import os
+
+    env = dict(os.environ if env is None else env)
+    scripts = str(Path(sys.executable).parent)
+    if scripts not in env.get("PATH", "").split(os.pathsep):
+        env["PATH"] = scripts + os.pathsep + env.get("PATH", "")
+    return env
+
+
 def nbgrader_api(course: Path):
     """nbgrader's API on ``course``, configured by its nbgrader_config.py."""
+    import os
+
+    os.environ.update(with_scripts_on_path())
     from nbgrader.apps import NbGraderAPI
     from traitlets.config import Config, PyFileConfigLoader
 
