@@ -142,7 +142,8 @@ class TextToImagePrior(nn.Module, ShippedModel):
             # leaves ᾱ_t ≈ 1e-9, so x0 = (x_t − √(1−ᾱ_t)·ε̂)/√ᾱ_t multiplies the model's error by
             # up to 2·10⁴; DDPM's fresh noise washes that out, DDIM's deterministic step keeps it.
             # Clipping is worse: DDIM re-derives ε from the clipped x0, which there is ≈ x_t, so the
-            # model's prediction is thrown away (§1's primer measures it: DDIM with clipping from t = 999 gets far fewer categories right).
+            # model's prediction is thrown away (§1's primer measures it: DDIM with clipping from
+            # t = 999 gets far fewer categories right).
             return DDIMScheduler(**common, clip_sample=False, timestep_spacing="leading", set_alpha_to_one=True)
         raise ValueError(f"unknown scheduler kind {kind!r}; choose 'ddpm' or 'ddim'")
 
