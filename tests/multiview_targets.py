@@ -48,3 +48,22 @@ def assert_checkpoint_round_trip(model_class, config, tmp_path) -> None:
         assert not torch.equal(model_class(config).eval()(x), model(x))
     with pytest.raises(ValueError, match="unknown"):
         type(config).from_dict(config.to_dict() | {"bogus": 1})
+
+
+def overfit(model, steps: int = 200, lr: float = 3e-3) -> tuple[float, float]:
+    """Fit ``model`` (LGM or GRM) to :func:`target_views`' one object with Adam for ``steps``;
+    return ``(first loss, best of the last 10)``. Shared by both reconstructors' overfit tests."""
+    from gsbook.methods.lgm import lgm_loss
+
+    torch.manual_seed(0)
+    inputs, seen, supervision, images, alphas = target_views(512)
+    x = model.prepare_inputs(seen, inputs)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(steps):
+        loss = lgm_loss(model.gaussians(x), supervision, images, alphas)["loss"]
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return losses[0], min(losses[-10:])
