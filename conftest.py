@@ -66,7 +66,33 @@ def pytest_configure(config):
         raise pytest.UsageError(str(exc)) from None
     if not _given(config, "--nbval-cell-timeout"):
         config.option.nbval_cell_timeout = gsconfig.cell_timeout(profile)
+    ensure_cjk_font()
     config.pluginmanager.register(NbvalRecorder(config, profile), "gsbook-nbval-recorder")
+
+
+CJK_FONT_DIR = Path("/usr/share/fonts/truetype/wqy")
+
+
+def ensure_cjk_font() -> None:
+    """The chapters' plots carry Chinese labels, drawn with WenQuanYi Micro Hei (chapters/matplotlibrc
+    lists it after DejaVu Sans). Where it is missing and apt-get can run, install it before any
+    chapter starts, and drop matplotlib's font cache so the kernels see it; otherwise carry on
+    (the labels then lack their Chinese glyphs, which matplotlib reports as a warning)."""
+    import shutil
+    import subprocess
+
+    if not CJK_FONT_DIR.exists() and shutil.which("apt-get") and os.geteuid() == 0:
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        try:
+            subprocess.run(["apt-get", "update", "-qq"], check=False, capture_output=True, timeout=300)
+            subprocess.run(["apt-get", "install", "-y", "-qq", "fonts-wqy-microhei"], check=False,
+                           capture_output=True, env=env, timeout=300)
+        except subprocess.TimeoutExpired:
+            return
+    if CJK_FONT_DIR.exists():            # a font list cached before the font arrived would hide it
+        for cache in (Path.home() / ".cache" / "matplotlib").glob("fontlist-*.json"):
+            if "wqy" not in cache.read_text(errors="ignore"):
+                cache.unlink(missing_ok=True)
 
 
 @dataclass

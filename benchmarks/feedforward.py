@@ -16,7 +16,17 @@ Parts (each writes its entry of ``chapters/data/feedforward.json``; a picture be
 * **image** — image → 3D: the ground-truth front view of ``unseen`` assets → the prior draws
   the other three → LGM, judged the same way;
 * **prior** — the prior's views judged one by one, and how consistent the four are: LGM's PSNR
-  when re-rendering the views it was given (ground-truth views give the reference);
+  when re-rendering the views it was given, background keyed out (ground-truth views give the
+  reference);
+* **views** — quality against the number of real input views (1, 2, 4, 6): ``unseen`` assets,
+  the views that are not real drawn by the prior from the front view
+  (:func:`gsbook.methods.feedforward.reconstruct_from_views`); PSNR on the 8 random views at 64²,
+  split into views facing the front half and the back half of the object, and the judge;
+* **recipes** — seconds per training step of each stage of ``python -m gsbook.train lgm`` / ``grm``
+  (10 timed steps after 2 warm-up steps of a fresh network, on the recipe's own data; a fresh network's
+  Gaussians are larger than a trained one's, so this errs high), and the recipe's projected
+  training time on this machine when nothing else runs: the cards' wall times include whatever
+  shared the machine during the shipped run;
 * **speed** — seconds for 4 views → Gaussians (LGM, GRM; batch 1, median of 20) and for
   text → Gaussians (median of 5), on this machine. Run it with nothing else on the CPU.
 """
@@ -46,7 +56,8 @@ TUNING_PROMPTS = [
     "a yellow pyramid",
 ]
 
-PARTS = ("reconstruction", "text", "image", "prior", "speed")
+PARTS = ("reconstruction", "text", "image", "prior", "views", "speed", "recipes")
+VIEW_COUNTS = (1, 2, 4, 6)
 
 
 def main() -> None:
@@ -70,9 +81,9 @@ def main() -> None:
     args = ap.parse_args()
     parts = args.only or list(PARTS)
     path = args.out / "feedforward.json"
-    record = json.loads(path.read_text()) if path.exists() else {}
-    record.update({"what": "§3: LGM, GRM and the multi-view prior (benchmarks/feedforward.py)",
-                   "profile": profile(), "hardware": hardware()})
+    header = {"what": "§3: LGM, GRM and the multi-view prior (benchmarks/feedforward.py)",
+              "profile": profile(), "hardware": hardware()}
+    measured = {}                                  # this run's parts; the file keeps the others
     models = load_models()
     for part in parts:
         start = time.perf_counter()
@@ -83,7 +94,9 @@ def main() -> None:
         if args.tuning:
             continue
         pictures = result.pop("pictures", None)
-        record[part] = result
+        measured[part] = result
+        # Re-read before writing: another run may have written other parts meanwhile.
+        record = {**(json.loads(path.read_text()) if path.exists() else {}), **header, **measured}
         args.out.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record, indent=1) + "\n")
         if pictures is not None:
@@ -176,7 +189,7 @@ def measure_prior(models: dict, args) -> dict:
 
     from gsbook.diffusion.multiview import sample_views
     from gsbook.images import psnr
-    from gsbook.methods.feedforward import ground_truth_views, reconstruct, upsample_views
+    from gsbook.methods.feedforward import ground_truth_views, key_background, reconstruct, upsample_views
     from gsbook.recipes.prior_mv import _judge_views
     from gsbook.render import render
     from gsbook.cameras import four_views
@@ -195,10 +208,111 @@ def measure_prior(models: dict, args) -> dict:
         captions = split_captions(50, split, 11)
         views = sample_views(prior, captions, steps=50, generator=torch.Generator().manual_seed(0))
         out[name] = vars(_judge_views(judge, views, captions))
-        out[name]["lgm_self_psnr"] = sum(self_psnr(v) for v in views) / len(views)
+        # what LGM reads: the views with their background keyed out (and, for reference, as drawn)
+        out[name]["lgm_self_psnr"] = sum(self_psnr(key_background(v)) for v in views) / len(views)
+        out[name]["lgm_self_psnr_as_drawn"] = sum(self_psnr(v) for v in views) / len(views)
     gt = [ground_truth_views(c, seed=i) for i, c in enumerate(split_captions(50, "train", 11))]
     out["ground_truth_lgm_self_psnr"] = sum(self_psnr(v) for v in gt) / len(gt)
     return out
+
+
+def camera_azimuths(viewmats) -> list[float]:
+    """Azimuth in degrees (0 = the front view's camera, in (−180, 180]) of cameras ``[C, 4, 4]``."""
+    import math
+
+    import torch
+
+    centres = -torch.einsum("cji,cj->ci", viewmats[:, :3, :3], viewmats[:, :3, 3])
+    return [math.degrees(math.atan2(x, z)) for x, _, z in centres.tolist()]
+
+
+def measure_views(models: dict, args) -> dict:
+    import torch
+
+    from gsbook.images import psnr
+    from gsbook.judge import accuracy
+    from gsbook.methods.feedforward import FeedForwardConfig, ground_truth_views, reconstruct_from_views
+    from gsbook.recipes.reconstructor import load_reconstruction_data
+    from gsbook.render import render
+    from gsbook.world.captions import ObjectSpec
+
+    n_assets = min(args.assets, 20)
+    data = load_reconstruction_data(n_assets, "unseen", 2000)
+    config = FeedForwardConfig.for_profile("cpu")
+    out = {"n_assets": n_assets, "counts": list(VIEW_COUNTS), "config": vars(config)}
+    for name in ("lgm", "grm"):
+        model = models[name]
+        if model is None:
+            continue
+        rows = {n: {"psnr": [], "front": [], "back": [], "renders": []} for n in VIEW_COUNTS}
+        for i, r in enumerate(data.records):
+            real = {0.0: data.inputs[i].float() / 255,
+                    45.0: ground_truth_views(ObjectSpec(r["category"], r["colour"], r["part_colour"]), r["seed"],
+                                             azimuth_offset_deg=45.0)}
+            cams, target = data.other_cameras(i), data.others[i].float() / 255
+            back = torch.tensor([abs(a) > 90 for a in camera_azimuths(cams.viewmats)])
+            drawn = {}
+            for n in VIEW_COUNTS:
+                g = reconstruct_from_views(model, models["prior"], real, n, config=config, drawn=drawn)
+                with torch.no_grad():
+                    image = render(g, cams).image
+                p = psnr(image, target)
+                rows[n]["psnr"].append(p.mean().item())
+                rows[n]["front"] += p[~back].tolist()
+                rows[n]["back"] += p[back].tolist()
+                rows[n]["renders"].append(image)
+            print(f"{name} {i + 1}/{n_assets} " + " ".join(f"{n}: {rows[n]['psnr'][-1]:.1f}" for n in VIEW_COUNTS),
+                  flush=True)
+        captions = [r["caption"] for r in data.records for _ in range(8)]
+        mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
+        out[name] = {}
+        for n in VIEW_COUNTS:
+            judged = accuracy(models["judge"], torch.cat(rows[n]["renders"]).permute(0, 3, 1, 2), captions)
+            out[name][str(n)] = {"psnr": mean(rows[n]["psnr"]), "psnr_front_half": mean(rows[n]["front"]),
+                                 "psnr_back_half": mean(rows[n]["back"]), "category": judged.category,
+                                 "colour": judged.colour}
+    return out
+
+
+def measure_recipes(models: dict, args) -> dict:
+    import tempfile
+    import time
+    from pathlib import Path
+
+    import torch
+
+    from gsbook.recipes.reconstructor import (ReconstructorRecipe, _train_stage, load_reconstruction_data,
+                                              make_reconstructor)
+
+    out = {"threads": torch.get_num_threads()}
+    data = load_reconstruction_data(2000, "train", 0, progress=False)
+    for name in ("lgm", "grm"):
+        recipe = ReconstructorRecipe.for_profile("cpu", model=name)
+        stages = {"stage_one": recipe, "stage_two": recipe.refine_stage()}
+        row = {}
+        for stage_name, stage in stages.items():
+            model = make_reconstructor(name, stage.model_config)
+            timed = {}
+            for steps in (2, 12):            # 2 warm-up steps, then 10 more: the difference is 10 steps' time
+                short = dataclasses_replace(stage, steps=steps, checkpoint_every=10 ** 9)
+                with tempfile.TemporaryDirectory() as tmp:          # the last step's checkpoint goes here
+                    t = time.perf_counter()
+                    _train_stage(model, short, data, Path(tmp) / "latest.pt", resume=False, progress=False,
+                                 device=torch.device("cpu"), desc=name)
+                    timed[steps] = time.perf_counter() - t
+            per_step = (timed[12] - timed[2]) / 10
+            row[stage_name] = {"seconds_per_step": round(per_step, 3), "steps": stage.steps,
+                               "minutes": round(per_step * stage.steps / 60, 1)}
+        row["minutes"] = round(row["stage_one"]["minutes"] + row["stage_two"]["minutes"], 1)
+        out[name] = row
+        print(name, row, flush=True)
+    return out
+
+
+def dataclasses_replace(obj, **changes):
+    import dataclasses
+
+    return dataclasses.replace(obj, **changes)
 
 
 def measure_speed(models: dict, args) -> dict:

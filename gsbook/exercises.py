@@ -34,6 +34,10 @@ exercise                       chapter  the library code :func:`forbid` switches
 ``fisheye_covariance_2d``      §0       ``gsbook.render``'s ``project`` / ``world_to_camera`` /
                                         ``perspective_jacobian``; gsplat's ``_fisheye_proj``,
                                         ``_world_to_cam``, ``_fully_fused_projection``
+``camera_plucker``             §3       ``gsbook.cameras``' ``plucker_rays`` / ``pixel_rays`` /
+                                        ``rays_from``
+``ray_box_chord``              §3       ``gsbook.methods.grm``'s ``grm_box_depths``
+``splat_activations``          §3       ``gsbook.methods.lgm``'s ``lgm_activate`` / ``lgm_decode``
 =============================  =======  ===========================================================
 """
 
@@ -65,6 +69,9 @@ LIBRARY: dict[str, tuple[str, ...]] = {
                               "gsbook.render.project.perspective_jacobian",
                               "gsplat.cuda._torch_impl._fisheye_proj", "gsplat.cuda._torch_impl._world_to_cam",
                               "gsplat.cuda._torch_impl._fully_fused_projection"),
+    "camera_plucker": ("gsbook.cameras.plucker_rays", "gsbook.cameras.pixel_rays", "gsbook.cameras.rays_from"),
+    "ray_box_chord": ("gsbook.methods.grm.grm_box_depths",),
+    "splat_activations": ("gsbook.methods.lgm.lgm_activate", "gsbook.methods.lgm.lgm_decode"),
 }
 
 

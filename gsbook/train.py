@@ -75,11 +75,11 @@ def prior2d_recipe(args: argparse.Namespace) -> None:
 
 def reconstructor_recipe(args: argparse.Namespace) -> None:
     overrides = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "n_assets": args.n_assets,
-                 "checkpoint_every": args.checkpoint_every}
+                 "checkpoint_every": args.checkpoint_every, "refine_steps": args.refine_steps}
     recipe = ReconstructorRecipe.for_profile(args.profile, model=args.name, seed=args.seed,
                                              **{k: v for k, v in overrides.items() if v is not None})
     run_reconstructor_recipe(recipe, args.out, resume=not args.fresh, device=args.device,
-                             eval_assets=8 if args.profile == "ci" else 100)
+                             eval_assets=8 if args.profile == "ci" else 100, note=args.note)
 
 
 def prior_mv_recipe(args: argparse.Namespace) -> None:
@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None, help="folder for the three files (default gsbook/weights)")
     parser.add_argument("--fresh", action="store_true", help="ignore checkpoints of an earlier run and start over")
+    parser.add_argument("--note", default="", help="a sentence for the model card on how the run went (lgm, grm)")
+    parser.add_argument("--refine-steps", type=int, default=None,
+                        help="override the second stage's step count (lgm, grm; 0: stage one only)")
     parser.add_argument("--batch", type=int, default=None, help="override the batch size (prior2d, lgm, grm, prior_mv)")
     parser.add_argument("--lr", type=float, default=None, help="override the peak learning rate (prior2d, lgm, grm, prior_mv)")
     parser.add_argument("--n-assets", type=int, default=None, help="override the number of training assets (prior2d, lgm, grm, prior_mv)")

@@ -66,7 +66,22 @@ def test_forbid_switches_off_the_library_code_an_exercise_would_call():
         with forbid("no such exercise"):
             pass
     assert set(LIBRARY) == {"ddim_update", "anneal_timestep", "covariance_3d", "composite_back_to_front",
-                            "fisheye_covariance_2d"}
+                            "fisheye_covariance_2d", "camera_plucker", "ray_box_chord", "splat_activations"}
+
+
+def test_forbid_switches_off_section_3s_rays_boxes_and_activations():
+    from gsbook.cameras import four_views, plucker_rays as rays        # bound before the guard, under another name
+    from gsbook.methods.grm import grm_box_depths
+    from gsbook.methods.lgm import lgm_activate
+
+    cams = four_views(0.0, width=4, height=4, device="cpu")
+    o, d = torch.zeros(1, 3), torch.tensor([[1.0, 0.0, 0.0]])
+    raw = torch.zeros(1, 4, 14, 2, 2)
+    for exercise, call in (("camera_plucker", lambda: rays(cams)), ("ray_box_chord", lambda: grm_box_depths(o, d)),
+                           ("splat_activations", lambda: lgm_activate(raw))):
+        with forbid(exercise), pytest.raises(AssertionError, match=f"{exercise} called the library"):
+            call()
+    assert rays(cams).shape == (4, 4, 4, 6) and grm_box_depths(o, d)[1].item() == 1.0       # restored
 
 
 def test_forbid_also_refuses_a_function_bound_to_another_name_and_restores_it():

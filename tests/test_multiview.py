@@ -133,3 +133,95 @@ def test_recipe_batches_drop_captions_and_give_front_views():
     dropped = (msk.sum(1) == mask[1].sum()).float().mean()
     assert 0.2 < dropped < 0.3
     assert 0.45 < known[:, 0].float().mean() < 0.55 and not known[:, 1:].any()
+
+
+# --- §3's view-count study: real views completed by the prior, a second pass turned by 45° ---------------
+def test_rotate_about_up_turns_the_scene_the_way_azimuth_grows():
+    from gsbook.cameras import four_views
+    from gsbook.images import psnr
+    from gsbook.methods.feedforward import rotate_about_up
+    from gsbook.render import render
+    from gsbook.world import make_asset
+
+    g = make_asset("a red chair with blue legs", 3).gaussians()
+    cams = lambda offset: four_views(0.0, width=24, height=24, azimuth_offset_deg=offset, device="cpu")  # noqa: E731
+    seen = render(g, cams(0.0)).image
+    # turned by +45° and seen from cameras turned by +45°: exactly the original views
+    torch.testing.assert_close(render(rotate_about_up(g, 45.0), cams(45.0)).image, seen, atol=2e-4, rtol=0)
+    assert psnr(render(rotate_about_up(g, -45.0), cams(45.0)).image, seen).min() < 25     # the other way is wrong
+    back = rotate_about_up(rotate_about_up(g, 30.0), -30.0)
+    torch.testing.assert_close(back.means, g.means, atol=1e-5, rtol=0)
+    torch.testing.assert_close(back.covariances, g.covariances, atol=1e-6, rtol=0)
+
+
+def test_complete_views_keeps_the_real_views_and_draws_the_rest(prior2d):
+    from gsbook.methods.feedforward import FeedForwardConfig, complete_views, draw_views
+
+    prior = MultiViewPrior.from_prior2d(prior2d).eval()
+    real = torch.rand(4, 64, 64, 3, generator=torch.Generator().manual_seed(1))
+    config = FeedForwardConfig(sampler_steps=2)
+    drawn = draw_views(prior, real[0], "a red ball", config)
+    assert drawn.shape == (4, 32, 32, 3)
+    views = complete_views(prior, real, (0, 2), "a red ball", config, drawn=drawn)
+    assert torch.equal(views[[0, 2]], real[[0, 2]]) and not torch.equal(views[1], real[1])
+    again = complete_views(prior, real, (0, 2), "a red ball", config)          # the same draw without the cache
+    torch.testing.assert_close(again, views)
+    assert torch.equal(complete_views(prior, real, (0, 1, 2, 3)), real)
+    with pytest.raises(ValueError, match="must include the front view"):
+        complete_views(prior, real, (1, 2))
+
+
+def test_reconstruct_from_views_counts_passes_and_shares_one_draw(prior2d, monkeypatch):
+    from gsbook.methods import feedforward
+    from gsbook.methods.feedforward import FeedForwardConfig, reconstruct_from_views
+    from gsbook.methods.lgm import LGM, LGMConfig
+
+    prior = MultiViewPrior.from_prior2d(prior2d).eval()
+    model = LGM(LGMConfig(down_channels=(16, 16, 16, 16), up_channels=(16, 16, 16), norm_groups=4)).eval()
+    gen = torch.Generator().manual_seed(2)
+    real = {0.0: torch.rand(4, 64, 64, 3, generator=gen), 45.0: torch.rand(4, 64, 64, 3, generator=gen)}
+    draws = []
+    real_draw = feedforward.draw_views
+    monkeypatch.setattr(feedforward, "draw_views", lambda *a, **k: draws.append(1) or real_draw(*a, **k))
+    cache, config = {}, FeedForwardConfig(sampler_steps=1)
+    sizes = {n: len(reconstruct_from_views(model, prior, real, n, config=config, drawn=cache)) for n in (1, 2, 4, 6, 8)}
+    assert sizes == {1: 4096, 2: 4096, 4: 4096, 6: 8192, 8: 8192}
+    assert len(draws) == 2 and set(cache) == {0.0, 45.0}            # one draw per set of four, reused
+    with torch.no_grad():                                           # four real views: no prior involved at all
+        four = reconstruct_from_views(model, None, real, 4)
+    torch.testing.assert_close(four.means, feedforward.reconstruct(model, real[0.0]).means)
+    with pytest.raises(ValueError, match="n_views must be one of"):
+        reconstruct_from_views(model, prior, real, 5)
+    with pytest.raises(ValueError, match="azimuth offset 45"):
+        reconstruct_from_views(model, prior, {0.0: real[0.0]}, 6)
+
+
+def test_prior_mv_card_states_each_time_and_every_score():
+    from dataclasses import asdict
+
+    from gsbook.judge import Scores
+    from gsbook.recipes.prior_mv import PriorMVRecipe, prior_mv_card
+
+    report = {**asdict(PriorMVRecipe()), "parameters": 1234, "captions": 5, "wall_time_s": 2427.4, "data_time_s": 6.0,
+              "eval_time_s": 311.0, "loss_every_100": [0.02, 0.01], "hardware": "a test machine"}
+    scores = {"text/seen": Scores(0.84, 0.935, 0.78, 0.75, 200), "image/unseen (views 2-4)": Scores(0.9, 0.927, 0.87, 0.8, 150)}
+    card = prior_mv_card(report, scores, total_s=1090.9, grid="grid.png")
+    assert "40.5 min of training (summed over resumed runs)" in card and "5.2 min of evaluation" in card
+    assert "| text/seen | 84.0% | 93.5% | 78.0% | 200 |" in card and "a test machine" in card
+
+
+def test_key_background_puts_the_object_on_white():
+    from gsbook.methods.feedforward import key_background
+
+    gen = torch.Generator().manual_seed(0)
+    views = (0.6 + 0.03 * torch.randn(2, 4, 32, 32, 3, generator=gen)).clamp(0, 1)     # noisy grey backgrounds
+    views[..., 10:22, 8:20, :] = torch.tensor([0.8, 0.1, 0.1])                        # a red square
+    keyed = key_background(views)
+    assert keyed.shape == views.shape
+    background = torch.ones(32, 32, dtype=torch.bool)
+    background[6:26, 4:24] = False                                                     # well away from the square
+    back = keyed[..., background, :]
+    assert back.mean() > 0.99 and (back.amin(-1) > 0.97).float().mean() > 0.98, "the background becomes white"
+    torch.testing.assert_close(keyed[..., 10:22, 8:20, :], views[..., 10:22, 8:20, :])  # the object stays
+    white = torch.ones(4, 32, 32, 3)
+    torch.testing.assert_close(key_background(white), white)                           # nothing to key out

@@ -16,7 +16,8 @@ from gsbook.methods.feedforward import (FeedForwardConfig, ground_truth_views, l
 from gsbook.methods.lgm import LGM
 from gsbook.recipes.common import warmup_cosine
 from gsbook.recipes.reconstructor import (ReconstructorRecipe, evaluate_reconstructor, load_reconstruction_data,
-                                          make_reconstructor, reconstruction_batch, soften, train_reconstructor)
+                                          make_reconstructor, reconstruction_batch, refined_model, soften,
+                                          train_reconstructor)
 from gsbook.render import render
 
 
@@ -98,6 +99,46 @@ def test_training_runs_checkpoints_and_resumes_exactly(model, data, tmp_path):
     for a, b in zip(longer.parameters(), straight.parameters()):
         torch.testing.assert_close(a, b)
     assert not all(torch.equal(a, b) for a, b in zip(first.parameters(), straight.parameters()))
+
+
+@pytest.mark.parametrize("model", ["lgm", "grm"])
+def test_refine_stage_starts_where_stage_one_ended(model, data, tmp_path):
+    """Stage two adds the zero-initialised colour shortcut: same output at its first step, then it learns."""
+    recipe = tiny(model)
+    stage_one = make_reconstructor(model).eval()
+    refined = refined_model(stage_one, recipe).eval()
+    assert refined.colour_shortcut is not None and stage_one.colour_shortcut is None
+    x = stage_one.prepare_inputs(data.inputs[:2].float() / 255, data.input_cameras())
+    with torch.no_grad():
+        torch.testing.assert_close(refined(x), stage_one(x))
+    stage = recipe.refine_stage()
+    assert (stage.render_size, stage.batch, stage.lr, stage.steps) == (64, 2, recipe.refine_lr, 2)
+    assert stage.model_config["rgb_skip"] and stage.key() != recipe.key()
+    with pytest.raises(ValueError, match="changes the network's output"):
+        refined_model(stage_one, tiny(model, refine_config={"cross_view": False}))
+    trained, report = train_reconstructor(recipe, data=data, progress=False, folder=tmp_path)
+    assert trained.config.rgb_skip and len(report["stage_times_s"]) == 2
+    assert trained.colour_shortcut.linear.weight.abs().sum() > 0          # it learned something
+    assert (tmp_path / f"refine-{recipe.refine_key()}" / "latest.pt").exists()
+    # Stage one's key ignores the refine settings: a new second stage reuses stage one's checkpoint.
+    assert tiny(model, refine_lr=1e-4).key() == recipe.key() != tiny(model, lr=1e-4).key()
+    assert tiny(model, refine_lr=1e-4).refine_key() != recipe.refine_key()
+
+
+def test_colour_shortcut_maps_the_input_colour_under_each_gaussian():
+    from gsbook.methods.lgm import LGMConfig, input_colour
+    model = LGM(LGMConfig(rgb_skip=True)).eval()
+    x = torch.zeros(1, 4, 9, 64, 64)
+    x[:, :, 1, :32] = 2.0                                   # green channel set in the top half of every view
+    colour = input_colour(x, 32)
+    assert colour.shape == (4, 3, 32, 32) and (colour[:, 1, :16] == 2).all() and (colour[:, 1, 16:] == 0).all()
+    with torch.no_grad():
+        base = model(x)
+        model.colour_shortcut.linear.weight.copy_(torch.eye(3)[:, :, None, None])
+        shifted = model(x)
+    delta = shifted - base                                  # [1, 4, 14, 32, 32]: only the colour channels move
+    assert delta[:, :, :11].abs().max() == 0
+    torch.testing.assert_close(delta[0, :, 11:], colour)
 
 
 def test_evaluation_scores_ground_truth_views_and_the_ceiling(data, monkeypatch):

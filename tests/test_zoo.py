@@ -2,6 +2,7 @@
 and the judge's scores."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -87,6 +88,21 @@ def test_shipped_files_keep_their_checksums():
         weights, config, card = zoo.weight_paths(name)
         assert zoo.sha256(weights) == json.loads(config.read_text())["sha256"], name
         assert card.exists(), name
+
+
+def test_every_shipped_model_has_a_card_with_its_command_and_the_zoo_fits_the_budget():
+    """Each card says how to reproduce the model, on what, and how good it is; all weights ≤ 64 MB."""
+    names = zoo.model_names()
+    assert {"judge", "prior2d", "prior_mv", "lgm", "grm"} <= set(names)
+    total = 0
+    for name in names:
+        weights, _, card = zoo.weight_paths(name)
+        total += weights.stat().st_size
+        text = card.read_text()
+        assert f"python -m gsbook.train {name}" in text, f"{name}'s card does not give its command"
+        assert "## Measured quality" in text or "quality" in text.lower(), name
+        assert re.search(r"\d+(\.\d+)? (min|h)\b", text), f"{name}'s card gives no wall time"
+    assert total <= 64 * 2 ** 20, f"the shipped weights take {total / 2 ** 20:.1f} MB, over the 64 MB budget"
 
 
 class FixedJudge(Judge):

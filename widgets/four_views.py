@@ -33,6 +33,7 @@ from gsbook.cameras import orbit
 from gsbook.gaussians import Gaussians
 from gsbook.images import to_pil
 from gsbook.methods import LGM, ground_truth_views, reconstruct, upsample_views
+from gsbook.methods.feedforward import key_background
 from gsbook.render import render
 
 __all__ = ["Source", "attention_to_query", "overlay", "orbit_render", "precompute", "static_html", "live",
@@ -184,21 +185,21 @@ def static_html(sources: list[Source], count: int, tokens: str, caption: str = "
     return f"""
 <div class="gsbook-player gsbook-fourviews" id="{pid}" data-figure="four_views" data-sources="{len(sources)}" data-frames="{n}" data-count="{count}">
   <div class="gsbook-controls" style="display:flex;gap:.4em;align-items:center;flex-wrap:wrap;margin-bottom:.4em">
-    input views: {buttons}
-    <span style="margin-left:1em">orbit</span>
+    input views · 输入视图: {buttons}
+    <span style="margin-left:1em">orbit · 环绕</span>
     <input type="range" min="0" max="{n - 1}" value="0" step="1" aria-label="orbit azimuth" style="width:14em">
     <code class="gsbook-azimuth">0°</code>
   </div>
   <div style="display:flex;gap:14px;align-items:flex-start;flex-wrap:wrap">
     <div>
-      <div style="font-size:.8em;color:#555">four input views (0°, 90°, 180°, 270°)</div>
+      <div style="font-size:.8em;color:#555">four input views · 四个输入视图 (0°, 90°, 180°, 270°)</div>
       <img class="gsbook-views" alt="the four input views" width="{row_w}" style="image-rendering:pixelated;display:block">
-      <div style="font-size:.8em;color:#555;margin-top:.4em">the network: {html.escape(tokens)}</div>
+      <div style="font-size:.8em;color:#555;margin-top:.4em">the network · 网络: {html.escape(tokens)}</div>
       <img class="gsbook-attention" alt="attention of one front-view token over all four views" width="{row_w}" style="image-rendering:pixelated;display:block">
     </div>
     <figure style="margin:0"><img class="gsbook-frame" alt="the predicted Gaussians, orbiting" width="{side}" height="{side}"
       style="image-rendering:pixelated;border:1px solid #ddd">
-      <figcaption style="font-size:.9em">predicting <b class="gsbook-count">{count:,}</b> Gaussians</figcaption></figure>
+      <figcaption style="font-size:.9em">predicting <b class="gsbook-count">{count:,}</b> Gaussians · 预测 {count:,} 个高斯</figcaption></figure>
   </div>
   <div class="gsbook-caption" style="font-size:.85em;color:#555">{html.escape(caption)}</div>
   <script type="application/json" class="gsbook-data">{payload}</script>
@@ -211,11 +212,11 @@ def live(model: LGM, sources: list[Source], azimuths: int = 24):
     """The JupyterLab figure: source buttons and an orbit slider that re-render in the kernel."""
     import ipywidgets as W
 
-    pick = W.ToggleButtons(options=[s.name for s in sources], description="input views")
-    slider = W.IntSlider(value=0, min=0, max=345, step=360 // azimuths, description="orbit °")
+    pick = W.ToggleButtons(options=[s.name for s in sources], description="views · 视图")
+    slider = W.IntSlider(value=0, min=0, max=345, step=360 // azimuths, description="orbit · 环绕 °")
     views, attention = W.Image(format="png"), W.Image(format="png")
     frame = W.Image(format="png", width=SIZE * SCALE, height=SIZE * SCALE)
-    count = W.HTML(f"predicting <b>{model.config.n_gaussians:,}</b> Gaussians")
+    count = W.HTML(f"predicting <b>{model.config.n_gaussians:,}</b> Gaussians · 预测 {model.config.n_gaussians:,} 个高斯")
 
     def show(_=None):
         s = next(s for s in sources if s.name == pick.value)
@@ -239,7 +240,8 @@ class FourViewsFigure:
         cfg = model.config
         g = cfg.input_size // 2 ** (len(cfg.down_channels) - 1)
         self.tokens = (f"4 views × {g}×{g} tokens = {4 * g * g} tokens in one attention layer; "
-                       f"red: where the blue front-view token looks")
+                       f"red: where the blue front-view token looks · 4 个视图 × {g}×{g} 个 token，"
+                       f"共 {4 * g * g} 个 token 在同一个注意力层里；红色：蓝色的正面 token 看向哪里")
         self.model, self.sources, self.count = model, sources, cfg.n_gaussians
         self.html = static_html(sources, self.count, self.tokens, caption)
         self.widget = live(model, sources, azimuths)
@@ -264,8 +266,8 @@ def figure(model: LGM | None = None, prompt: str = "a blue lamp with a grey base
     from gsbook.diffusion import sample_views
 
     model = model or LGM.from_shipped(device="cpu")
-    sources = {"ground truth": ground_truth_views(prompt, seed)}
+    sources = {"ground truth · 真值": ground_truth_views(prompt, seed)}
     if prior is not None:
-        sources["multi-view prior"] = sample_views(prior, [prompt], steps=sampler_steps,
-                                                   generator=torch.Generator().manual_seed(seed))[0]
+        drawn = sample_views(prior, [prompt], steps=sampler_steps, generator=torch.Generator().manual_seed(seed))[0]
+        sources["multi-view prior · 多视角先验"] = key_background(drawn)     # on white, as the pipeline reads them
     return FourViewsFigure(model, precompute(model, sources, azimuths), azimuths, caption)

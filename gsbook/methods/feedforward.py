@@ -5,7 +5,8 @@ turn four posed views into Gaussians. The views come from somewhere else, and th
 what makes them generators:
 
 * **text → 4 views** — the multi-view prior (:class:`~gsbook.diffusion.multiview.MultiViewPrior`,
-  MVDream's role) draws the four views from a caption;
+  MVDream's role) draws the four views from a caption, and their background is keyed out to
+  white (:func:`key_background`, the book's stand-in for the background removal LGM's pipeline runs);
 * **image → 4 views** — the same prior, given the front view (ImageDream's role), draws the other three;
 * **4 given views** — images the reader brings, or ShapeWorld's ground-truth renders of the
   prompt's object (:func:`ground_truth_views`: the reconstruction alone, with a perfect front end).
@@ -33,7 +34,13 @@ from gsbook.methods.grm import GRM
 from gsbook.methods.lgm import LGM, LGM_VIEWS
 
 __all__ = ["FeedForwardConfig", "FeedForwardResult", "ground_truth_views", "upsample_views", "load_view_image",
-           "reconstruct", "feedforward_text_to_3d"]
+           "reconstruct", "feedforward_text_to_3d", "VIEW_SUBSETS", "rotate_about_up", "draw_views", "complete_views",
+           "key_background",
+           "reconstruct_from_views"]
+
+# Which of the four views (0 front, 1 right, 2 back, 3 left) are real when only some are:
+# the front always (the prior is conditioned on it), then the view opposite it, then a side.
+VIEW_SUBSETS: dict[int, tuple[int, ...]] = {1: (0,), 2: (0, 2), 3: (0, 1, 2), 4: (0, 1, 2, 3)}
 
 
 @dataclass
@@ -71,14 +78,127 @@ class FeedForwardResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def ground_truth_views(prompt: str, seed: int = 0, size: int = 64) -> Tensor:
-    """ShapeWorld's exact renders of the prompt's object (shape drawn from ``seed``) from LGM's
-    four views, on white: ``[4, size, size, 3]``."""
+def ground_truth_views(prompt, seed: int = 0, size: int = 64, azimuth_offset_deg: float = 0.0) -> Tensor:
+    """ShapeWorld's exact renders of the prompt's object (a caption or an ``ObjectSpec``; shape drawn
+    from ``seed``) from LGM's four views turned by ``azimuth_offset_deg``, on white: ``[4, size, size, 3]``."""
     from gsbook.world import make_asset
     from gsbook.world.raycast import render_asset
 
-    cams = four_views(0.0, width=size, height=size, device="cpu")
+    cams = four_views(0.0, width=size, height=size, azimuth_offset_deg=azimuth_offset_deg, device="cpu")
     return render_asset(make_asset(prompt, seed), cams, background=1.0)["rgb"]
+
+
+def rotate_about_up(gaussians: Gaussians, degrees: float) -> Gaussians:
+    """The scene turned by ``degrees`` about the up axis +y, the way azimuth grows (+z towards +x).
+
+    Centres turn with ``R``; each covariance ``R_i S² R_iᵀ`` becomes ``(R R_i) S² (R R_i)ᵀ``, so
+    the rotations compose and the scales stay. Colours are view-independent (SH degree 0), as
+    LGM's and GRM's are, so nothing else changes.
+    """
+    from gsbook.gaussians import quat_to_rotmat, rotmat_to_quat
+
+    if gaussians.sh_degree != 0:
+        raise ValueError("rotate_about_up turns SH degree 0 scenes only (higher bands would need rotating too)")
+    a = torch.deg2rad(torch.tensor(float(degrees)))
+    c, s = torch.cos(a).item(), torch.sin(a).item()
+    R = gaussians.means.new_tensor([[c, 0.0, s], [0.0, 1.0, 0.0], [-s, 0.0, c]])
+    return Gaussians(means=gaussians.means @ R.T, quats=rotmat_to_quat(R @ quat_to_rotmat(gaussians.quats)),
+                     log_scales=gaussians.log_scales, opacity_logits=gaussians.opacity_logits, sh=gaussians.sh)
+
+
+@torch.no_grad()
+def complete_views(prior, real: Tensor, keep: tuple[int, ...], caption: str = "",
+                   config: FeedForwardConfig | None = None, drawn: Tensor | None = None) -> Tensor:
+    """Four views of which only ``keep`` are real: the others drawn by the multi-view prior.
+
+    Args:
+        prior: a :class:`~gsbook.diffusion.multiview.MultiViewPrior`.
+        real: ``[4, H, W, 3]`` the real views (front, right, back, left); only ``keep`` are read.
+        keep: indices of the real views to use; must include the front (0), which the prior
+            is conditioned on (ImageDream's setting).
+        caption: the prior's caption (``""``: from the image alone).
+        drawn: the prior's four views ``[4, S, S, 3]`` for this front view, if already drawn
+            (the draw does not depend on ``keep``, so one draw serves every subset).
+
+    Returns:
+        ``[4, H, W, 3]``: real views at ``keep``, the prior's (upsampled from 32²) elsewhere.
+    """
+    if 0 not in keep:
+        raise ValueError(f"keep must include the front view 0 (the prior is conditioned on it), got {keep}")
+    if len(keep) == LGM_VIEWS:
+        return real.clone()
+    if drawn is None:
+        drawn = draw_views(prior, real[0], caption, config)
+    views = upsample_views(key_background(drawn), real.shape[-2])
+    views[list(keep)] = real[list(keep)]
+    return views
+
+
+@torch.no_grad()
+def draw_views(prior, front: Tensor, caption: str = "", config: FeedForwardConfig | None = None) -> Tensor:
+    """The prior's four views ``[4, S, S, 3]`` given the front view ``[H, W, 3]`` (and a caption, or ``""``)."""
+    from gsbook.diffusion.multiview import sample_views
+
+    config = config or FeedForwardConfig()
+    S = prior.config.base.image_size
+    return sample_views(prior, [caption], images=upsample_views(front, S)[None], steps=config.sampler_steps,
+                        guidance=config.guidance, generator=torch.Generator().manual_seed(config.seed))[0]
+
+
+def reconstruct_from_views(model: LGM | GRM, prior, real: dict[float, Tensor], n_views: int, caption: str = "",
+                           config: FeedForwardConfig | None = None, drawn: dict[float, Tensor] | None = None) -> Gaussians:
+    """Gaussians from ``n_views`` real views (1, 2, 3, 4, 6 or 8), the rest filled in by the prior.
+
+    The networks read exactly four views, at azimuth 0°, 90°, 180°, 270°. Up to four real views
+    (:data:`VIEW_SUBSETS`) are completed to four by :func:`complete_views` and read in one pass.
+    Six or eight take a second pass over the four views turned by 45° (``real[45.0]``), of which
+    2 or 4 are real: the network reads them as if they were at 0°, …, 270°, its Gaussians are
+    turned back by 45° (:func:`rotate_about_up`), and the two sets are joined (8,192 Gaussians).
+
+    Args:
+        real: ``{0.0: [4, H, W, 3]}`` and, for 6 or 8 views, ``{45.0: [4, H, W, 3]}``
+            (:func:`ground_truth_views` with ``azimuth_offset_deg``).
+        drawn: a cache ``{offset: the prior's views}`` filled as the prior draws, so that a
+            study over several ``n_views`` draws once per offset.
+    """
+    passes = {1: [(0.0, 1)], 2: [(0.0, 2)], 3: [(0.0, 3)], 4: [(0.0, 4)], 6: [(0.0, 4), (45.0, 2)],
+              8: [(0.0, 4), (45.0, 4)]}
+    if n_views not in passes:
+        raise ValueError(f"n_views must be one of {sorted(passes)}, got {n_views}")
+    parts = []
+    for offset, n in passes[n_views]:
+        if offset not in real:
+            raise ValueError(f"{n_views} views need the real views at azimuth offset {offset:g}°")
+        keep = VIEW_SUBSETS[n]
+        if len(keep) < LGM_VIEWS and drawn is not None and offset not in drawn:
+            drawn[offset] = draw_views(prior, real[offset][0], caption, config)
+        views = complete_views(prior, real[offset], keep, caption, config,
+                               None if drawn is None else drawn.get(offset))
+        gaussians = reconstruct(model, views)
+        parts.append(rotate_about_up(gaussians, offset) if offset else gaussians)
+    return parts[0] if len(parts) == 1 else Gaussians.cat(parts)
+
+
+def key_background(views: Tensor, low: float = 2.0, high: float = 5.0) -> Tensor:
+    """Views with their background keyed out and replaced by white: ``[..., S, S, 3]`` → same shape.
+
+    The multi-view prior was fine-tuned from a 2D prior that drew objects on black and on white,
+    and its backgrounds come out a noisy grey or tint, where the reconstructors were trained on
+    clean white; a reconstructor then builds the background as part of the object. LGM's own
+    pipeline removes an input image's background (with ``rembg``) before it reconstructs; the
+    book keys it out instead, per view: the background colour is the median of the border
+    pixels, its noise the median distance of the border pixels from it, and a pixel's alpha
+    rises from 0 to 1 as its distance from the background goes from ``low`` to ``high`` times
+    that noise (floored at 0.02). Objects whose colour is the background's fade with it.
+    """
+    lead, S = views.shape[:-3], views.shape[-2]
+    v = views.reshape(-1, S, S, 3)
+    border = torch.cat([v[:, 0], v[:, -1], v[:, 1:-1, 0], v[:, 1:-1, -1]], dim=1)          # [N, 4S−4, 3]
+    background = border.median(dim=1).values                                                  # [N, 3]
+    noise = (border - background[:, None]).norm(dim=-1).median(dim=1).values.clamp_min(0.02)  # [N]
+    distance = (v - background[:, None, None]).norm(dim=-1) / noise[:, None, None]            # [N, S, S]
+    alpha = ((distance - low) / (high - low)).clamp(0, 1)[..., None]
+    return (alpha * v + (1 - alpha)).reshape(*lead, S, S, 3)
 
 
 def upsample_views(views: Tensor, size: int = 64) -> Tensor:
@@ -152,6 +272,9 @@ def feedforward_text_to_3d(model: LGM | GRM, prior, prompt: str, config: FeedFor
     front = None if image is None else upsample_views(image, S)[None]
     views = sample_views(prior, [prompt], images=front, steps=config.sampler_steps, guidance=config.guidance,
                          generator=torch.Generator().manual_seed(config.seed), progress=progress)[0]
+    views = key_background(views)
+    if front is not None:                   # the given view is the reader's, on white already: keep it as it is
+        views[0] = front[0]
     t1 = time.perf_counter()
     gaussians = reconstruct(model, views)
     t2 = time.perf_counter()

@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gsbook.methods.lgm import LGM, LGM_CHANNELS, LGM_VIEWS, LGMConfig
+from gsbook.methods.lgm import LGM, LGM_CHANNELS, LGM_VIEWS, ColourShortcut, LGMConfig, input_colour
 from gsbook.zoo import ShippedModel
 
 __all__ = ["GRMConfig", "GRM", "GRMBlock", "GRMUpsampler", "grm_rays", "grm_box_depths", "grm_positions",
@@ -77,6 +77,7 @@ class GRMConfig:
         cross_view: the encoder attends over all four views' tokens (GRM). False restricts it
             to each view's own tokens: the ablation that shows where the views meet.
         normalize_rgb: ImageNet-normalise the input RGB (as LGM; shared input code).
+        rgb_skip: the book's colour shortcut, as ``LGMConfig.rgb_skip`` (not in GRM).
     """
 
     input_size: int = 64
@@ -90,6 +91,7 @@ class GRMConfig:
     box: float = 1.0
     cross_view: bool = True
     normalize_rgb: bool = True
+    rgb_skip: bool = False
 
     def __post_init__(self) -> None:
         if self.input_size % self.patch_size:
@@ -281,6 +283,7 @@ class GRM(nn.Module, ShippedModel):
         c = cfg.width >> cfg.upsample_stages
         self.norm_out = nn.LayerNorm(c)
         self.head = nn.Linear(c, GRM_RAW_CHANNELS)
+        self.colour_shortcut = ColourShortcut() if cfg.rgb_skip else None
 
     def encode(self, x: Tensor) -> Tensor:
         """``x [B, 4, 9, H, W]`` → the encoder's output sequence ``[B, 4·(H/p)·(W/p), width]``
@@ -307,6 +310,9 @@ class GRM(nn.Module, ShippedModel):
             t = stage(t)
         h = t.shape[-1]
         out = self.head(self.norm_out(t.permute(0, 2, 3, 1))).reshape(B, V, h, h, GRM_RAW_CHANNELS)
+        if self.colour_shortcut is not None:      # raw channels 9:12 are the colour (depth, opacity, scale, rotation first)
+            shortcut = self.colour_shortcut(input_colour(x, h)).permute(0, 2, 3, 1).reshape(B, V, h, h, 3)
+            out = torch.cat([out[..., :9], out[..., 9:] + shortcut], dim=-1)
         origins, directions = grm_rays(x, h)
         means = grm_positions(out[..., 0], origins, directions, cfg.box)          # [B, V, h, h, 3]
         return torch.cat([means, out[..., 1:]], dim=-1).permute(0, 1, 4, 2, 3)

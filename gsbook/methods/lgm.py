@@ -43,7 +43,8 @@ from gsbook.gaussians import Gaussians, rgb_to_sh0
 from gsbook.render import render
 from gsbook.zoo import ShippedModel
 
-__all__ = ["LGMConfig", "LGM", "LGMResnetBlock", "LGMCrossViewAttention", "LGMSplats", "lgm_activate",
+__all__ = ["LGMConfig", "LGM", "LGMResnetBlock", "LGMCrossViewAttention", "ColourShortcut", "input_colour",
+           "LGMSplats", "lgm_activate",
            "lgm_decode", "lgm_loss", "LGM_VIEWS", "LGM_CHANNELS"]
 
 LGM_VIEWS = 4        # front, right, back, left: azimuth 0°, 90°, 180°, 270°
@@ -76,6 +77,9 @@ class LGMConfig:
         cross_view: attend across the four views (LGM). False restricts each attention to
             its own view: the ablation that shows the views only meet in attention.
         normalize_rgb: ImageNet-normalise the input RGB, as LGM does.
+        rgb_skip: the book's colour shortcut (not in LGM): each Gaussian's colour channels also
+            receive a linear map (:class:`ColourShortcut`, zero at initialisation) of the mean
+            colour of the input pixels it sits on. See :func:`input_colour`.
     """
 
     input_size: int = 64
@@ -90,6 +94,7 @@ class LGMConfig:
     skip_scale: float = math.sqrt(0.5)
     cross_view: bool = True
     normalize_rgb: bool = True
+    rgb_skip: bool = False
 
     def __post_init__(self) -> None:
         self.down_channels = tuple(int(c) for c in self.down_channels)
@@ -134,7 +139,9 @@ class LGMConfig:
 
     @classmethod
     def paper(cls) -> "LGMConfig":
-        """LGM's released model (``big``: 256² in, 64² out; ~415 M parameters). For comparison only."""
+        """LGM's default network (``core/options.py``, configs ``lrm`` and ``small``: 256² in, 64²
+        Gaussians per view, 16,384 per object). The released ``big`` adds a fifth up level (128² per
+        view, 65,536 Gaussians, supervised at 512²). For comparison only."""
         return cls(input_size=256, down_channels=(64, 128, 256, 512, 1024, 1024),
                    down_attention=(False, False, False, True, True, True), mid_attention=True,
                    up_channels=(1024, 1024, 512, 256), up_attention=(True, True, True, False),
@@ -207,6 +214,34 @@ class LGMCrossViewAttention(nn.Module):
         return (out + x) * self.skip_scale
 
 
+def input_colour(x: Tensor, size: int) -> Tensor:
+    """The network input's RGB channels ``x [B, V, 9, H, W]`` area-averaged to ``[B·V, 3, size, size]``:
+    per output pixel, the mean (normalised) colour of the input pixels it covers."""
+    B, V, _, H, W = x.shape
+    return F.interpolate(x[:, :, :3].reshape(B * V, 3, H, W), size=(size, size), mode="area")
+
+
+class ColourShortcut(nn.Module):
+    """The book's colour shortcut: ``rgb [N, 3, h, w]`` → a ``[N, 3, h, w]`` addition to the raw colour channels.
+
+    A 1×1 linear map, zero at initialisation (so switching it on leaves a trained network's
+    output unchanged), from the colour of the input pixels under each Gaussian to that
+    Gaussian's pre-activation colour. Without it the input colour reaches the output only
+    through the whole U-Net (or transformer), and a small network trained briefly on a CPU
+    learns colour last and worst (§3 measures it). It is not part of LGM or GRM: a large
+    network trained for days does not need it. Switched on by ``rgb_skip``.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Conv2d(3, 3, 1)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, rgb: Tensor) -> Tensor:
+        return self.linear(rgb)
+
+
 class _Level(nn.Module):
     """One U-Net level: residual blocks, each optionally followed by cross-view attention."""
 
@@ -262,6 +297,7 @@ class LGM(nn.Module, ShippedModel):
         self.norm_out = nn.GroupNorm(cfg.norm_groups, c, eps=1e-5)
         self.conv_out = nn.Conv2d(c, LGM_CHANNELS, 3, padding=1)
         self.conv = nn.Conv2d(LGM_CHANNELS, LGM_CHANNELS, 1)    # LGM's models.py adds this 1×1 after the U-Net
+        self.colour_shortcut = ColourShortcut() if cfg.rgb_skip else None
 
     # --- inputs --------------------------------------------------------------------------
     def prepare_inputs(self, images: Tensor, cameras: Cameras) -> Tensor:
@@ -297,6 +333,7 @@ class LGM(nn.Module, ShippedModel):
             raise ValueError(f"input must be [B, {LGM_VIEWS}, 9, H, W], got {list(x.shape)}")
         # Views ride in the batch dimension, object-major, so convs and norms see one view
         # at a time and the attention layers can regroup each object's four views.
+        inputs = x
         x = self.conv_in(x.reshape(B * V, C, H, W))
         skips = [x]
         for level, down in zip(self.down, self.downsample):
@@ -315,6 +352,9 @@ class LGM(nn.Module, ShippedModel):
                 x = up(F.interpolate(x, scale_factor=2.0, mode="nearest"))
         x = self.conv(self.conv_out(F.silu(self.norm_out(x))))
         h = x.shape[-1]
+        if self.colour_shortcut is not None:
+            colour = x[:, 11:14] + self.colour_shortcut(input_colour(inputs, h))
+            x = torch.cat([x[:, :11], colour], dim=1)
         return x.reshape(B, V, LGM_CHANNELS, h, h)
 
     def gaussians(self, x: Tensor) -> list[Gaussians]:

@@ -213,8 +213,8 @@ Fine-tuned from `prior2d`: {report['steps']} steps, batch {report['batch']} obje
 {report['grad_clip']}, EMA (max decay {report['ema_max_decay']}); captions dropped to `""` {report['caption_dropout']:.0%}
 of the time, the clean front view given {report['image_condition']:.0%} of the time. ε-MSE by 100 steps:
 {', '.join(map(str, report['loss_every_100']))}.
-Wall time {report['wall_time_s'] / 60:.1f} min of training, {report['data_time_s'] / 60:.1f} min of data,
-{total_s / 60:.1f} min in all on {report['hardware']}.
+Wall time {report['wall_time_s'] / 60:.1f} min of training (summed over resumed runs), {report['data_time_s'] / 60:.1f} min
+of data, {report['eval_time_s'] / 60:.1f} min of evaluation and samples, on {report['hardware']}.
 
 Reproduce: `python -m gsbook.train prior_mv` (seed {report['seed']}; needs the shipped `prior2d`).
 
@@ -237,6 +237,7 @@ def run_prior_mv_recipe(recipe: PriorMVRecipe, out: Path | str | None = None, re
     t0 = time.perf_counter()
     model, report = train_prior_mv(recipe, resume=resume, device=device)
     report["hardware"] = hardware(device)
+    t_eval = time.perf_counter()
     scores = evaluate_prior_mv(model, n=eval_n)
     folder = Path(out) if out is not None else WEIGHTS_DIR
     folder.mkdir(parents=True, exist_ok=True)
@@ -244,6 +245,7 @@ def run_prior_mv_recipe(recipe: PriorMVRecipe, out: Path | str | None = None, re
     grid = folder / "prior_mv_samples.png"
     save_grid(views.flatten(0, 1).permute(0, 3, 1, 2), grid, nrow=4, scale=3)
     total = time.perf_counter() - t0
+    report["eval_time_s"] = round(time.perf_counter() - t_eval, 1)
     card = prior_mv_card(report, scores, total, grid.name)
     model.save_shipped({**report, "total_time_s": round(total, 1),
                         "quality": {k: vars(v) for k, v in scores.items()}}, card, folder=out)

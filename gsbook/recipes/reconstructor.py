@@ -47,7 +47,7 @@ from ..world import DatasetConfig, ShapeWorldDataset
 from .common import hardware, load_checkpoint, save_checkpoint, warmup_cosine
 
 __all__ = ["RECONSTRUCTORS", "ReconstructorRecipe", "ReconstructionData", "load_reconstruction_data",
-           "reconstruction_batch", "make_reconstructor", "soften", "d_ssim", "train_reconstructor", "ReconstructionScores",
+           "reconstruction_batch", "make_reconstructor", "soften", "d_ssim", "refined_model", "train_reconstructor", "ReconstructionScores",
            "evaluate_reconstructor", "reconstructor_card", "run_reconstructor_recipe"]
 
 RECONSTRUCTORS: dict[str, tuple[type, type]] = {"lgm": (LGM, LGMConfig), "grm": (GRM, GRMConfig)}
@@ -70,6 +70,17 @@ class ReconstructorRecipe:
             bilinear up). The multi-view prior draws 32² views; LGM's paper, too, degrades its
             training inputs (grid distortion, camera jitter) so that the network accepts a
             diffusion model's imperfect views, not only clean renders.
+        refine_steps: a second stage of this many steps that starts from the first stage's
+            weights (0: none). Large reconstructors are trained the same way: at a low render
+            resolution first, then fine-tuned at a higher one (GS-LRM, Zhang et al. 2024, Sec. 4).
+        refine_render_size, refine_batch, refine_lr, refine_warmup: the second stage's render
+            size, batch, peak learning rate and warm-up (then cosine decay, as stage one).
+        refine_config: model-config fields switched on for the second stage; they must add
+            modules that start at zero (``{"rgb_skip": True}``: the colour shortcut), so the
+            refined network starts exactly where stage one ended.
+        refine_new_lr_scale: the learning rate of those new modules, as a multiple of
+            ``refine_lr``. They start at zero and must grow to order one within the stage;
+            at ``refine_lr`` Adam's steps of about ``lr`` each would take thousands of steps.
     """
 
     model: str = "lgm"
@@ -89,32 +100,56 @@ class ReconstructorRecipe:
     data_seed: int = 0
     seed: int = 0
     checkpoint_every: int = 100
+    refine_steps: int = 1200
+    refine_render_size: int = 64
+    refine_batch: int = 4
+    refine_lr: float = 3e-4
+    refine_warmup: int = 20
+    refine_config: dict = field(default_factory=lambda: {"rgb_skip": True})
+    refine_new_lr_scale: float = 30.0
 
     def __post_init__(self) -> None:
         if self.model not in RECONSTRUCTORS:
             raise ValueError(f"unknown reconstructor {self.model!r}; choose one of {', '.join(RECONSTRUCTORS)}")
         if not 0 <= self.other_views <= 8:
             raise ValueError(f"other_views must be in 0..8 (the dataset has 8 random views), got {self.other_views}")
-        if INPUT_SIZE % self.render_size:
-            raise ValueError(f"render_size must divide {INPUT_SIZE}, got {self.render_size}")
+        for size in (self.render_size, self.refine_render_size):
+            if INPUT_SIZE % size:
+                raise ValueError(f"render sizes must divide {INPUT_SIZE}, got {size}")
 
     @classmethod
     def for_profile(cls, profile: str, model: str = "lgm", **overrides) -> "ReconstructorRecipe":
-        sizes = {"ci": {"steps": 3, "batch": 2, "n_assets": 8, "other_views": 2, "checkpoint_every": 2},
+        sizes = {"ci": {"steps": 3, "batch": 2, "n_assets": 8, "other_views": 2, "checkpoint_every": 2,
+                        "refine_steps": 2, "refine_batch": 2, "refine_warmup": 1},
                  "cpu": {},
-                 "gpu": {"steps": 20000, "batch": 16, "render_size": 64, "checkpoint_every": 1000}}[profile]
+                 "gpu": {"steps": 20000, "batch": 16, "render_size": 64, "checkpoint_every": 1000,
+                         "refine_steps": 2000, "refine_batch": 16}}[profile]
         return cls(**{"model": model, **sizes, **overrides})
 
     def key(self) -> str:
-        """Hash of every field but ``steps`` and ``checkpoint_every``: a longer run of the same
-        recipe resumes from a shorter one's checkpoint."""
-        d = asdict(self)
+        """Hash of stage one's fields but ``steps`` and ``checkpoint_every``: a longer run of the
+        same recipe resumes from a shorter one's checkpoint, whatever the second stage is."""
+        d = {k: v for k, v in asdict(self).items() if not k.startswith("refine_")}
         d.pop("steps"), d.pop("checkpoint_every")
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    def refine_key(self) -> str:
+        """Hash of the whole recipe but ``refine_steps`` and ``checkpoint_every`` (stage two's checkpoints)."""
+        d = asdict(self)
+        d.pop("refine_steps"), d.pop("checkpoint_every")
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def learning_rate(self, step: int) -> float:
         """Linear warm-up, then cosine decay to ``min_lr_ratio · lr``."""
         return warmup_cosine(self.lr, step, self.steps, self.warmup, self.min_lr_ratio)
+
+    def refine_stage(self) -> "ReconstructorRecipe":
+        """Stage two as a recipe of its own: the ``refine_*`` settings in place of stage one's
+        (its batches are drawn from generators seeded past stage one's)."""
+        return dataclasses.replace(self, steps=self.refine_steps, render_size=self.refine_render_size,
+                                   batch=self.refine_batch, lr=self.refine_lr, warmup=self.refine_warmup,
+                                   model_config={**self.model_config, **self.refine_config},
+                                   seed=self.seed + 1, refine_steps=0)
 
 
 def make_reconstructor(name: str, config: dict | None = None) -> LGM | GRM:
@@ -223,37 +258,34 @@ def d_ssim(pred: Tensor, target: Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------- the loop
-def checkpoint_folder(recipe: ReconstructorRecipe) -> Path:
-    return cache_root() / "checkpoints" / f"{recipe.model}-{recipe.key()}"
+def checkpoint_folder(recipe: ReconstructorRecipe, stage: int = 1) -> Path:
+    """Where stage one (``<model>-<key>``) or stage two (``<model>-<key>-refine-<refine key>``) keeps ``latest.pt``."""
+    name = f"{recipe.model}-{recipe.key()}"
+    return cache_root() / "checkpoints" / (name if stage == 1 else f"{name}-refine-{recipe.refine_key()}")
 
 
-def train_reconstructor(recipe: ReconstructorRecipe, data: ReconstructionData | None = None, resume: bool = True,
-                        progress: bool = True, device: str | torch.device | None = None,
-                        folder: Path | str | None = None) -> tuple[LGM | GRM, dict]:
-    """Train LGM or GRM from scratch on ShapeWorld; return it (eval mode, on the CPU) and a report.
+NEW_MODULES = ("colour_shortcut",)      # what stage two adds (zero-initialised); see ``refine_new_lr_scale``
 
-    Batches come from a generator seeded by the step, so a run resumed from its checkpoint
-    (``$GSBOOK_CACHE/checkpoints/<model>-<hash>/latest.pt``) continues exactly.
-    """
+
+def _train_stage(model: LGM | GRM, recipe: ReconstructorRecipe, data: ReconstructionData, latest: Path,
+                 resume: bool, progress: bool, device: torch.device, desc: str,
+                 new_lr_scale: float = 1.0) -> tuple[list, float]:
+    """``recipe.steps`` steps of LGM's loss on ``model`` (in place); returns the history
+    ``[(loss, psnr)]`` and the training seconds (both including a resumed checkpoint's).
+    Parameters of :data:`NEW_MODULES` learn at ``new_lr_scale`` times the schedule's rate."""
     from tqdm.auto import tqdm
 
-    device = resolve_device(device)
-    folder = Path(folder) if folder is not None else checkpoint_folder(recipe)
-    torch.manual_seed(recipe.seed)
-    t_data = time.perf_counter()
-    data = data or load_reconstruction_data(recipe.n_assets, "train", recipe.data_seed, progress)
-    t_data = time.perf_counter() - t_data
-    model = make_reconstructor(recipe.model, recipe.model_config).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, betas=(0.9, 0.95), weight_decay=recipe.weight_decay)
+    new = [p for n, p in model.named_parameters() if n.startswith(NEW_MODULES)]
+    old = [p for n, p in model.named_parameters() if not n.startswith(NEW_MODULES)]
+    groups = [{"params": old, "scale": 1.0}] + ([{"params": new, "scale": new_lr_scale}] if new else [])
+    opt = torch.optim.AdamW(groups, lr=recipe.lr, betas=(0.9, 0.95), weight_decay=recipe.weight_decay)
     start, elapsed, history = 0, 0.0, []
-    latest = folder / "latest.pt"
     state = load_checkpoint(latest, {"model": model, "opt": opt}, device, progress) if resume else None
     if state is not None:
         start, elapsed, history = state["step"], float(state["elapsed"]), list(state["history"])
     model.train()
     t0 = time.perf_counter()
-    bar = tqdm(range(start, recipe.steps), desc=recipe.model, initial=start, total=recipe.steps,
-               disable=not progress)
+    bar = tqdm(range(start, recipe.steps), desc=desc, initial=start, total=recipe.steps, disable=not progress)
     input_cams = four_views(0.0, width=INPUT_SIZE, height=INPUT_SIZE, device="cpu")
     for step in bar:
         gen = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)
@@ -263,7 +295,7 @@ def train_reconstructor(recipe: ReconstructorRecipe, data: ReconstructionData | 
         out = lgm_loss(model.gaussians(x), [c.to(device=device) for c in cameras], images.to(device),
                        alphas.to(device), perceptual=d_ssim, perceptual_weight=recipe.ssim_weight)
         for group in opt.param_groups:
-            group["lr"] = recipe.learning_rate(step)
+            group["lr"] = recipe.learning_rate(step) * group.get("scale", 1.0)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
@@ -279,14 +311,61 @@ def train_reconstructor(recipe: ReconstructorRecipe, data: ReconstructionData | 
         if done % recipe.checkpoint_every == 0 or done == recipe.steps:
             save_checkpoint(latest, {"step": done, "elapsed": elapsed + time.perf_counter() - t0,
                                      "history": history, "model": model, "opt": opt})
-    train_time = elapsed + time.perf_counter() - t0
-    tail = history[-100:]
+    return history, elapsed + time.perf_counter() - t0
+
+
+def refined_model(model: LGM | GRM, recipe: ReconstructorRecipe) -> LGM | GRM:
+    """Stage two's network: stage one's ``model`` rebuilt with ``recipe.refine_config`` switched on.
+    Stage one's weights are copied; the modules the new config adds must start at zero, so the
+    two networks give the same output (checked here on a random input)."""
+    refined = make_reconstructor(recipe.model, recipe.refine_stage().model_config)
+    missing, unexpected = refined.load_state_dict(model.state_dict(), strict=False)
+    if unexpected:
+        raise ValueError(f"refine_config {recipe.refine_config} removes weights: {unexpected}")
+    with torch.no_grad():
+        x = torch.randn(1, LGM_VIEWS, 9, INPUT_SIZE, INPUT_SIZE)
+        if not torch.allclose(refined.eval()(x), model.eval()(x), atol=1e-5):
+            raise ValueError(f"refine_config {recipe.refine_config} changes the network's output (new modules: "
+                             f"{missing or 'none'}); it may only add modules that start at zero")
+    return refined
+
+
+def train_reconstructor(recipe: ReconstructorRecipe, data: ReconstructionData | None = None, resume: bool = True,
+                        progress: bool = True, device: str | torch.device | None = None,
+                        folder: Path | str | None = None) -> tuple[LGM | GRM, dict]:
+    """Train LGM or GRM from scratch on ShapeWorld (stage one, then ``refine_steps`` of stage two);
+    return it (eval mode, on the CPU) and a report.
+
+    Batches come from a generator seeded by the step, so a run resumed from its checkpoint
+    (``$GSBOOK_CACHE/checkpoints/<model>-<hash>/latest.pt``, one folder per stage; ``folder``
+    replaces that root) continues exactly.
+    """
+    device = resolve_device(device)
+    root = Path(folder) if folder is not None else None
+    torch.manual_seed(recipe.seed)
+    t_data = time.perf_counter()
+    data = data or load_reconstruction_data(recipe.n_assets, "train", recipe.data_seed, progress)
+    t_data = time.perf_counter() - t_data
+    model = make_reconstructor(recipe.model, recipe.model_config).to(device)
+    latest = (root or checkpoint_folder(recipe)) / "latest.pt"
+    history, train_time = _train_stage(model, recipe, data, latest, resume, progress, device, recipe.model)
+    refine_history, refine_time = [], 0.0
+    if recipe.refine_steps > 0:
+        stage = recipe.refine_stage()
+        model = refined_model(model.cpu(), recipe).to(device)
+        latest = (root / f"refine-{recipe.refine_key()}" if root else checkpoint_folder(recipe, 2)) / "latest.pt"
+        refine_history, refine_time = _train_stage(model, stage, data, latest, resume, progress, device,
+                                                   f"{recipe.model} (refine at {stage.render_size}²)",
+                                                   new_lr_scale=recipe.refine_new_lr_scale)
+    tail = (refine_history or history)[-100:]
     report = {**asdict(recipe), "model_config": model.config.to_dict(),
               "parameters": sum(p.numel() for p in model.parameters()),
-              "wall_time_s": round(train_time, 1), "data_time_s": round(t_data, 1),
+              "wall_time_s": round(train_time + refine_time, 1), "stage_times_s": [round(train_time, 1), round(refine_time, 1)],
+              "data_time_s": round(t_data, 1),
               "final_loss": round(sum(h[0] for h in tail) / max(1, len(tail)), 5),
               "final_train_psnr": round(sum(h[1] for h in tail) / max(1, len(tail)), 2),
-              "history_every_50": history[::50], "checkpoints": str(folder)}
+              "history_every_50": history[::50], "refine_history_every_25": refine_history[::25],
+              "checkpoints": str(latest.parent)}
     return model.cpu().eval(), report
 
 
@@ -370,6 +449,19 @@ def reconstructor_card(model: LGM | GRM, report: dict, scores: ReconstructionSco
     shape = (f"{cfg.input_size}² input views (RGB + Plücker rays), {cfg.output_size}² Gaussians per view: "
              f"{cfg.n_gaussians:,} Gaussians per object")
     curve = ", ".join(f"{i * 200}: {p:.1f}" for i, (_, p) in enumerate(report["history_every_50"][::4]))
+    if report.get("refine_history_every_25"):
+        curve += "; stage two: " + ", ".join(f"{i * 100}: {p:.1f}" for i, (_, p)
+                                             in enumerate(report["refine_history_every_25"][::4]))
+    note = f" {report['note']}" if report.get("note") else ""
+    refine = ""
+    if report.get("refine_steps"):
+        minutes = [t / 60 for t in report["stage_times_s"]]
+        refine = (f"Then stage two, from those weights: {report['refine_steps']} steps, batch {report['refine_batch']}, "
+                  f"renders at {report['refine_render_size']}², peak lr {report['refine_lr']} "
+                  f"({report['refine_warmup']} warm-up steps, cosine decay), with `{json.dumps(report['refine_config'])}` "
+                  "switched on (`rgb_skip`: the book's colour shortcut, a zero-initialised linear map from each "
+                  "Gaussian's input pixels' colour to its colour; not in the paper). "
+                  f"Stage one {minutes[0]:.1f} min, stage two {minutes[1]:.1f} min.\n")
     return f"""# {name} — {title.split(' — ')[1]}
 
 {title}. Reads the four views of an object (azimuth 0°, 90°, 180°, 270° at elevation 0°)
@@ -387,8 +479,8 @@ input views and from 8 random views (elevation −20°…40°), 64² on white. T
 + MSE(alpha, mask) + {report['ssim_weight']} · D-SSIM (the stand-in for LGM's LPIPS, which needs VGG
 weights the book does not download). AdamW (β = 0.9, 0.95; weight decay {report['weight_decay']}), peak lr
 {report['lr']}, {report['warmup']} warm-up steps then cosine decay, gradients clipped at {report['grad_clip']}.
-Wall time {report['wall_time_s'] / 60:.1f} min of training, {total_s / 60:.1f} min in all (data and evaluation
-included) on {report['hardware']}. Training PSNR (render size, by step): {curve}.
+{refine}Wall time {report['wall_time_s'] / 60:.1f} min of training (summed over resumed runs), {report['eval_time_s'] / 60:.1f} min
+of evaluation, on {report['hardware']}.{note} Training PSNR (render size, by step): {curve}.
 
 Reproduce: `python -m gsbook.train {name}` (seed {report['seed']}).
 
@@ -407,14 +499,18 @@ machine above.
 
 
 def run_reconstructor_recipe(recipe: ReconstructorRecipe, out: Path | str | None = None, resume: bool = True,
-                             device: str | torch.device | None = None, eval_assets: int = 100) -> LGM | GRM:
-    """Train, evaluate on ``unseen`` and ``test``, and write ``NAME.safetensors``, ``NAME.json`` and the card."""
+                             device: str | torch.device | None = None, eval_assets: int = 100,
+                             note: str = "") -> LGM | GRM:
+    """Train, evaluate on ``unseen`` and ``test``, and write ``NAME.safetensors``, ``NAME.json`` and the card
+    (``note``: how the run went, e.g. what else shared the machine, put in the card as given)."""
     t0 = time.perf_counter()
     model, report = train_reconstructor(recipe, resume=resume, device=device)
-    report["hardware"] = hardware(device)
+    report["hardware"], report["note"] = hardware(device), note
+    t_eval = time.perf_counter()
     scores = evaluate_reconstructor(model, n_assets=eval_assets, split="unseen")
     seen = evaluate_reconstructor(model, n_assets=eval_assets, split="test")
     total = time.perf_counter() - t0
+    report["eval_time_s"] = round(time.perf_counter() - t_eval, 1)
     card = reconstructor_card(model, report, scores, seen, total)
     model.save_shipped({**report, "total_time_s": round(total, 1),
                         "quality": {"unseen": dataclasses.asdict(scores), "test": dataclasses.asdict(seen)}},

@@ -263,3 +263,34 @@ def test_static_convergence_figure_plays_and_counts_densification(page, base_url
     assert state()[:3] == (0, src0, "200")
     assert not page.js_errors, page.js_errors
     assert external_requests == [], f"the figure tried to reach the network: {external_requests[:5]}"
+
+
+def test_static_four_views_figure_switches_views_and_orbits(page, base_url, artifacts, external_requests):
+    """§3's Figure 3: four input views (ground truth or the prior's), LGM's real attention, an orbit."""
+    goto(page, f"{base_url}/chapters/03_lgm_grm.html")
+    fig = page.locator(".gsbook-player[data-figure=four_views]")
+    assert fig.count() == 1, "the static Figure 3 is missing (or the live widget was shown instead)"
+    fig.scroll_into_view_if_needed()
+    assert fig.get_attribute("data-sources") == "2" and int(fig.get_attribute("data-frames")) >= 12
+    assert fig.get_attribute("data-count") == "4096"
+    assert "4,096" in fig.locator(".gsbook-count").inner_text()
+    views, attention, frame = (fig.locator(f"img.{c}") for c in ("gsbook-views", "gsbook-attention", "gsbook-frame"))
+    assert all(img.get_attribute("src").startswith("data:image/png;base64,") for img in (views, attention, frame))
+    assert fig.get_attribute("data-source").startswith("ground truth")
+    fig.screenshot(path=str(artifacts / "03_lgm_grm-figure3-ground-truth.png"))
+
+    frame0 = frame.get_attribute("src")
+    slider = fig.locator("input[type=range]")
+    slider.fill("3")
+    slider.dispatch_event("input")
+    assert fig.get_attribute("data-azimuth") == "3" and frame.get_attribute("src") != frame0
+    assert fig.locator(".gsbook-azimuth").inner_text().endswith("°")
+
+    views0, attention0 = views.get_attribute("src"), attention.get_attribute("src")
+    fig.locator("button[data-source='1']").click()
+    assert fig.get_attribute("data-source").startswith("multi-view prior")
+    assert views.get_attribute("src") != views0 and attention.get_attribute("src") != attention0
+    assert fig.get_attribute("data-azimuth") == "3", "switching the views keeps the orbit angle"
+    fig.screenshot(path=str(artifacts / "03_lgm_grm-figure3-prior.png"))
+    assert not page.js_errors, page.js_errors
+    assert external_requests == [], f"the figure tried to reach the network: {external_requests[:5]}"
