@@ -32,8 +32,7 @@ from torch import Tensor
 from gsbook.cameras import orbit
 from gsbook.gaussians import Gaussians
 from gsbook.images import to_pil
-from gsbook.methods import LGM, ground_truth_views, reconstruct, upsample_views
-from gsbook.methods.feedforward import key_background
+from gsbook.methods import LGM, ground_truth_views, key_background, reconstruct, upsample_views
 from gsbook.render import render
 
 __all__ = ["Source", "attention_to_query", "overlay", "orbit_render", "precompute", "static_html", "live",

@@ -24,12 +24,13 @@ Trellis arrives here. The layer sits above the critics
 from gsbook.methods.dreamgaussian import (BOOK_CHANGES, DREAMGAUSSIAN_ABLATION, PAPER_SETTINGS, DreamGaussian, DreamGaussianConfig, DreamGaussianResult,
                                           DreamGaussianStrategy, TextureRefiner, bake_cameras, bake_mesh, dreamgaussian_text_to_3d,
                                           extract_mesh, position_lr, prune_size)
-from gsbook.methods.feedforward import (FeedForwardConfig, FeedForwardResult, feedforward_text_to_3d,
-                                        ground_truth_views, load_view_image, reconstruct, upsample_views)
+from gsbook.methods.feedforward import (VIEW_SUBSETS, FeedForwardConfig, FeedForwardResult, complete_views, draw_views,
+                                        feedforward_text_to_3d, ground_truth_views, key_background, load_view_image,
+                                        reconstruct, reconstruct_from_views, rotate_about_up, upsample_views)
 from gsbook.methods.grm import (GRM, GRM_RAW_CHANNELS, GRMBlock, GRMConfig, GRMUpsampler, grm_box_depths, grm_positions,
                                 grm_rays)
-from gsbook.methods.lgm import (LGM, LGM_CHANNELS, LGM_VIEWS, LGMConfig, LGMCrossViewAttention, LGMResnetBlock, LGMSplats,
-                                lgm_activate, lgm_decode, lgm_loss)
+from gsbook.methods.lgm import (LGM, LGM_CHANNELS, LGM_VIEWS, ColourShortcut, LGMConfig, LGMCrossViewAttention,
+                                LGMResnetBlock, LGMSplats, input_colour, lgm_activate, lgm_decode, lgm_loss)
 from gsbook.methods.sds2d import (SDS_ABLATION, AblationRow, ImageSDS, ImageSDSConfig, ablate, distill_images,
                                   initial_gaussians)
 
@@ -38,4 +39,5 @@ __all__ = ["PAPER_SETTINGS", "BOOK_CHANGES", "DREAMGAUSSIAN_ABLATION", "DreamGau
            "ablate", "LGMConfig", "LGM", "LGMResnetBlock", "LGMCrossViewAttention", "LGMSplats", "lgm_activate", "lgm_decode",
            "lgm_loss", "LGM_VIEWS", "LGM_CHANNELS", "GRMConfig", "GRM", "GRMBlock", "GRMUpsampler", "grm_rays", "grm_box_depths",
            "grm_positions", "GRM_RAW_CHANNELS", "FeedForwardConfig", "FeedForwardResult", "feedforward_text_to_3d",
-           "ground_truth_views", "load_view_image", "reconstruct", "upsample_views"]
+           "ground_truth_views", "load_view_image", "reconstruct", "upsample_views", "VIEW_SUBSETS", "rotate_about_up",
+           "draw_views", "complete_views", "key_background", "reconstruct_from_views", "ColourShortcut", "input_colour"]

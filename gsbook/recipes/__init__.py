@@ -31,14 +31,15 @@ from gsbook.recipes.prior_mv import (MultiViewData, PriorMVRecipe, evaluate_prio
 from gsbook.recipes.reconstructor import (RECONSTRUCTORS, ReconstructionData, ReconstructionScores,
                                           ReconstructorRecipe, d_ssim, evaluate_reconstructor,
                                           load_reconstruction_data, make_reconstructor, reconstruction_batch,
-                                          reconstructor_card, run_reconstructor_recipe, soften, train_reconstructor)
+                                          reconstructor_card, refined_model, run_reconstructor_recipe, soften,
+                                          train_reconstructor)
 
 __all__ = ["hardware", "warmup_cosine", "save_checkpoint", "load_checkpoint",
            "MultiViewData", "PriorMVRecipe", "evaluate_prior_mv", "load_multiview_data", "multiview_batch",
            "prior_mv_card", "run_prior_mv_recipe", "train_prior_mv",
            "RECONSTRUCTORS", "ReconstructionData", "ReconstructionScores", "ReconstructorRecipe", "d_ssim",
            "evaluate_reconstructor", "load_reconstruction_data", "make_reconstructor", "reconstruction_batch",
-           "reconstructor_card", "run_reconstructor_recipe", "soften", "train_reconstructor",
+           "reconstructor_card", "refined_model", "run_reconstructor_recipe", "soften", "train_reconstructor",
            "JudgeRecipe", "evaluate_judge", "judge_batch", "judge_card", "run_judge_recipe", "train_judge",
            "LAPTOP_RECIPE", "TrainConfig", "TrainingData", "checkpoint_folder", "cpu_hours", "learning_rate",
            "load_training_data", "prior_batch", "train_prior2d",

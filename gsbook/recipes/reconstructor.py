@@ -115,7 +115,7 @@ class ReconstructorRecipe:
             raise ValueError(f"other_views must be in 0..8 (the dataset has 8 random views), got {self.other_views}")
         for size in (self.render_size, self.refine_render_size):
             if INPUT_SIZE % size:
-                raise ValueError(f"render sizes must divide {INPUT_SIZE}, got {size}")
+                raise ValueError(f"render_size and refine_render_size must divide {INPUT_SIZE}, got {size}")
 
     @classmethod
     def for_profile(cls, profile: str, model: str = "lgm", **overrides) -> "ReconstructorRecipe":
