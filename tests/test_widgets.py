@@ -97,13 +97,13 @@ def test_live_widget_buttons_run_the_loop_in_python():
     loop, panel = sds_loop.l2_loop(16, n=4, seed=0)
     box = sds_loop.live(loop, panel)
     buttons, readout, image = live_controls(box)
-    assert set(buttons) == {"step", "run 50", "reset"} and "iter 0 ·" in readout.value
+    assert set(buttons) == {"step · 单步", "run 50 · 50 步", "reset · 重置"} and "iter 0 ·" in readout.value
     first = image.value
-    buttons["step"].click()
+    buttons["step · 单步"].click()
     assert loop.iteration == 1 and "iter 1 ·" in readout.value and image.value != first
-    buttons["run 50"].click()
+    buttons["run 50 · 50 步"].click()
     assert loop.iteration == 51 and "iter 51 ·" in readout.value
-    buttons["reset"].click()
+    buttons["reset · 重置"].click()
     assert loop.iteration == 0 and "iter 0 ·" in readout.value and image.value == first
 
 
@@ -190,12 +190,12 @@ def test_prior_live_widget_steps_and_resets(tiny_prior, tiny_config):
     run = ImageSDS(tiny_prior, PROMPT, tiny_config)
     box = sds_loop.live(run, sds_loop.Panel(torch.full((32, 32, 3), 0.5), PROMPT))
     buttons, readout, image = live_controls(box)
-    assert set(buttons) == {"step", "run 50", "reset"} and "iter 0 · t = – · |g| = –" in readout.value
+    assert set(buttons) == {"step · 单步", "run 50 · 50 步", "reset · 重置"} and "iter 0 · t = – · |g| = –" in readout.value
     first = image.value
-    buttons["step"].click()
+    buttons["step · 单步"].click()
     assert run.iteration == 1 and "iter 1 · t = " in readout.value and "|g| = " in readout.value
     assert f"t = {run.history[0]['t']} ·" in readout.value and image.value != first
-    buttons["reset"].click()
+    buttons["reset · 重置"].click()
     assert run.iteration == 0 and "iter 0 ·" in readout.value and image.value == first
 
 
@@ -333,11 +333,11 @@ def test_convergence_live_widget_steps_in_the_kernel_and_resets(conv_fig):
     play = next(w for w in controls if isinstance(w, W.Play))
     readout, (image, side) = box.children[1], box.children[2].children
     counter, curves = side.children
-    assert set(buttons) == {"step", "reset"} and play.max == 5 and play is box.play
+    assert set(buttons) == {"step · 单步", "reset · 重置"} and play.max == 5 and play is box.play
     run = box.state["run"]
     assert run.iteration == 0 and "iter 0 · N = 12 ·" in readout.value
     first = image.value
-    buttons["step"].click()
+    buttons["step · 单步"].click()
     assert play.value == 1 and run.iteration == 1 and image.value != first
     assert "iter 1 · N = " in readout.value and f"t = {run.history[0]['t']} ·" in readout.value
     assert "at step" not in counter.value
@@ -351,7 +351,7 @@ def test_convergence_live_widget_steps_in_the_kernel_and_resets(conv_fig):
     assert run.iteration == 3 and "iter 1 ·" in readout.value
     play.value = 3
     assert image.value == third
-    buttons["reset"].click()
+    buttons["reset · 重置"].click()
     assert play.value == 0 and box.state["run"] is not run and box.state["run"].iteration == 0
     assert image.value == first and "iter 0 ·" in readout.value
 

@@ -323,10 +323,10 @@ _PLAYER_JS = """
     root.setAttribute("data-iteration", d.iterations[i]);
     root.setAttribute("data-n", d.n[i]);
   }
-  function stop() { if (timer) { clearInterval(timer); timer = null; } playBtn.textContent = "▶ play"; }
+  function stop() { if (timer) { clearInterval(timer); timer = null; } playBtn.textContent = "▶ play · 播放"; }
   function play() {
     if (i >= last) show(0);
-    playBtn.textContent = "❚❚ pause";
+    playBtn.textContent = "❚❚ pause · 暂停";
     timer = setInterval(function () { if (i >= last) stop(); else show(i + 1); }, %(interval)d);
   }
   playBtn.onclick = function () { if (timer) stop(); else play(); };
@@ -354,7 +354,7 @@ def static_html(rec: dict, caption: str = "", scale: int = SCALE) -> str:
     payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).replace("</", "<\\/")
     side = rec["size"] * scale
     buttons = "".join(f'<button type="button" data-action="{a}">{label}</button>'
-                      for a, label in (("play", "▶ play"), ("step", "step"), ("reset", "reset")))
+                      for a, label in (("play", "▶ play · 播放"), ("step", "step · 单步"), ("reset", "reset · 重置")))
     jump_list = ", ".join(str(k) for k in jumps(n)) or "none"
     return f"""
 <div class="gsbook-player gsbook-convergence" id="{pid}" data-figure="convergence" data-frames="{len(frames)}" data-steps="{steps}" data-iteration="0" data-n="{n[0]}">
@@ -370,7 +370,7 @@ def static_html(rec: dict, caption: str = "", scale: int = SCALE) -> str:
     <div>
       {counter_html(n[0], data["badges"][0])}
       {curves_svg(n, loss, steps, rec["densify"], marker=0, t=rec["t"])}
-      <div style="font-size:.75em;color:#666">N changed at step {html.escape(jump_list)}</div>
+      <div style="font-size:.75em;color:#666">N changed at step {html.escape(jump_list)} · N 在第 {html.escape(jump_list)} 步变化</div>
     </div>
   </div>
   <div class="gsbook-caption" style="font-size:.85em;color:#555">{html.escape(caption)}</div>
@@ -392,10 +392,10 @@ def live(make_run: Callable[[], DreamGaussian], steps: int, size: int = 96):
 
     window = jump_window(steps)
     state: dict = {}
-    play = W.Play(value=0, min=0, max=steps, step=1, interval=150, description="play", show_repeat=False)
+    play = W.Play(value=0, min=0, max=steps, step=1, interval=150, description="play · 播放", show_repeat=False)
     slider = W.IntSlider(value=0, min=0, max=steps, description="iter", continuous_update=False)
     W.jslink((play, "value"), (slider, "value"))
-    step, reset = W.Button(description="step"), W.Button(description="reset")
+    step, reset = W.Button(description="step · 单步"), W.Button(description="reset · 重置")
     image = W.Image(format="png", width=size * SCALE, height=size * SCALE)
     counter, curves, line = W.HTML(), W.HTML(), W.HTML()
 

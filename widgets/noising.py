@@ -45,7 +45,7 @@ def figure(x: torch.Tensor, timesteps: list[int], alphas_cumprod: torch.Tensor |
     pictures, readout = W.Stack(images, selected_index=0), W.Stack(labels, selected_index=0)
     links = (W.jslink((slider, "value"), (pictures, "selected_index")),
              W.jslink((slider, "value"), (readout, "selected_index")))
-    box = W.VBox([W.HBox([W.HTML("<b>noise step</b>&nbsp;"), slider, readout]), pictures])
+    box = W.VBox([W.HBox([W.HTML("<b>noise step · 加噪步</b>&nbsp;"), slider, readout]), pictures])
     box.add_class("gsbook-noising")
     box.links = links      # kept for inspection (tests); the browser holds its own copy
     return box

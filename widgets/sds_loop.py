@@ -171,9 +171,9 @@ _PLAYER_JS = """
     out.textContent = data.readouts[i];
     root.setAttribute("data-iteration", i);
   }
-  function stop() { if (timer) { clearInterval(timer); timer = null; } stopAt = null; playBtn.textContent = "▶ play"; }
+  function stop() { if (timer) { clearInterval(timer); timer = null; } stopAt = null; playBtn.textContent = "▶ play · 播放"; }
   function start(until) {
-    stop(); stopAt = until; playBtn.textContent = "❚❚ pause";
+    stop(); stopAt = until; playBtn.textContent = "❚❚ pause · 暂停";
     timer = setInterval(function () {
       if (i >= last || (stopAt !== null && i >= stopAt)) { stop(); return; }
       show(i + 1);
@@ -221,10 +221,10 @@ def static_html(rec: dict, caption: str = "", scale: int = SCALE) -> str:
     return f"""
 <div class="gsbook-player" id="{pid}" data-figure="sds_loop" data-denoiser="{html.escape(mode)}" data-frames="{len(frames)}" data-iteration="0">
   <div class="gsbook-controls" style="display:flex;gap:.4em;align-items:center;flex-wrap:wrap;margin-bottom:.4em">
-    <button type="button" data-action="step">step</button>
-    <button type="button" data-action="run50">run 50</button>
-    <button type="button" data-action="play">▶ play</button>
-    <button type="button" data-action="reset">reset</button>
+    <button type="button" data-action="step">step · 单步</button>
+    <button type="button" data-action="run50">run 50 · 50 步</button>
+    <button type="button" data-action="play">▶ play · 播放</button>
+    <button type="button" data-action="reset">reset · 重置</button>
     <input type="range" min="0" max="{len(frames) - 1}" value="0" step="1" aria-label="iteration" style="width:12em">
     <code class="gsbook-readout">{html.escape(readouts[0])}</code>
   </div>
@@ -233,7 +233,7 @@ def static_html(rec: dict, caption: str = "", scale: int = SCALE) -> str:
       <img class="gsbook-frame" alt="render of the Gaussians" width="{W}" height="{H}" style="{pix};position:absolute;left:0;top:0"
            src="data:image/png;base64,{data['frames'][0]}">
       <svg viewBox="0 0 {w} {h}" width="{W}" height="{H}" style="position:absolute;left:0;top:0">{circles}</svg>
-    </div><figcaption style="font-size:.8em">render + centres</figcaption></figure>
+    </div><figcaption style="font-size:.8em">render + centres · 渲染 + 中心</figcaption></figure>
     <figure style="margin:0"><img class="gsbook-side" alt="{html.escape(side_alt)}" width="{W}" height="{H}" style="{pix}"
       src="data:image/png;base64,{side}"><figcaption style="font-size:.8em">{html.escape(label)}</figcaption></figure>
   </div>
@@ -249,7 +249,8 @@ def live(loop: ImageSDS, panel: Panel):
 
     image = W.Image(value=_frame(loop, panel), format="png", layout=W.Layout(max_width="480px"))
     line = W.HTML()
-    step, run50, reset = W.Button(description="step"), W.Button(description="run 50"), W.Button(description="reset")
+    step, run50, reset = (W.Button(description="step · 单步"), W.Button(description="run 50 · 50 步"),
+                          W.Button(description="reset · 重置"))
 
     def refresh():
         image.value = _frame(loop, panel)
