@@ -131,7 +131,7 @@ def counter_html(n: int, note: str = "") -> str:
     bg = "#ffe2b0" if note else "transparent"
     return (f'<div class="gsbook-ncounter" style="display:inline-block;padding:.1em .5em;border-radius:4px;'
             f'background:{bg};font-variant-numeric:tabular-nums">N = <b class="gsbook-n" style="font-size:1.5em">'
-            f'{n}</b> Gaussians <span class="gsbook-dn" style="color:{JUMP};font-weight:600">{html.escape(note)}'
+            f'{n}</b> Gaussians · 个高斯 <span class="gsbook-dn" style="color:{JUMP};font-weight:600">{html.escape(note)}'
             f'</span></div>')
 
 
@@ -233,7 +233,7 @@ def curves_svg(n: list[int], loss: list[float], steps: int, densify: list[int], 
     path += f"H{nax.x(len(n) - 1)}"
     n_body = f'<path class="gsbook-curve" d="{path}" fill="none" stroke="#222" stroke-width="1.5"/>'
     spot = None if marker is None else (nax.x(marker), nax.y(n[marker]))
-    n_chart = _chart("n", "N, the number of Gaussians (dashed: densification)", nax, n_body, densify,
+    n_chart = _chart("n", "N, Gaussians (dashed: densification) · 高斯数（虚线：致密化）", nax, n_body, densify,
                      (str(int(nax.lo)), str(int(nax.hi))), spot)
     if loss:
         raw = " ".join(f"{lax.x(k + 1)},{lax.y(v)}" for k, v in enumerate(loss))
@@ -245,7 +245,7 @@ def curves_svg(n: list[int], loss: list[float], steps: int, densify: list[int], 
         l_body = ""
     spot = None if marker is None or marker == 0 or marker > len(loss) else (lax.x(marker), lax.y(loss[marker - 1]))
     anneal = f"; t {t[0]} → {t[-1]}" if t else ""
-    l_chart = _chart("loss", f"SDS loss ½‖g‖² (log scale{anneal})", lax, l_body, densify,
+    l_chart = _chart("loss", f"SDS loss · 损失 ½‖g‖² (log · 对数{anneal})", lax, l_body, densify,
                      (_fmt_power(int(lax.lo)), _fmt_power(int(lax.hi))), spot)
     return f'<div class="gsbook-curves">{n_chart}{l_chart}</div>'
 
