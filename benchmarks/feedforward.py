@@ -275,6 +275,7 @@ def measure_views(models: dict, args) -> dict:
 
 
 def measure_recipes(models: dict, args) -> dict:
+    import dataclasses
     import tempfile
     import time
     from pathlib import Path
@@ -294,7 +295,7 @@ def measure_recipes(models: dict, args) -> dict:
             model = make_reconstructor(name, stage.model_config)
             timed = {}
             for steps in (2, 12):            # 2 warm-up steps, then 10 more: the difference is 10 steps' time
-                short = dataclasses_replace(stage, steps=steps, checkpoint_every=10 ** 9)
+                short = dataclasses.replace(stage, steps=steps, checkpoint_every=10 ** 9)
                 with tempfile.TemporaryDirectory() as tmp:          # the last step's checkpoint goes here
                     t = time.perf_counter()
                     _train_stage(model, short, data, Path(tmp) / "latest.pt", resume=False, progress=False,
@@ -307,12 +308,6 @@ def measure_recipes(models: dict, args) -> dict:
         out[name] = row
         print(name, row, flush=True)
     return out
-
-
-def dataclasses_replace(obj, **changes):
-    import dataclasses
-
-    return dataclasses.replace(obj, **changes)
 
 
 def measure_speed(models: dict, args) -> dict:
