@@ -19,6 +19,10 @@ where it runs (the shipped prior's recipe runs on a CPU too, in about 5 h on 2 c
     python -m gsbook.train lgm                            # §3's LGM (cpu profile: the shipped recipe)
     python -m gsbook.train grm                            # §3's GRM, same data and loss
     python -m gsbook.train prior_mv                       # §3's multi-view prior, fine-tuned from prior2d
+    python -m gsbook.train ss_vae                         # §4's structure VAE (TRELLIS stage 1)
+    python -m gsbook.train ss_flow                        # §4's structure flow, on the shipped ss_vae
+    python -m gsbook.train slat_vae                       # §4's structured-latent VAE (TRELLIS stage 2)
+    python -m gsbook.train slat_flow                      # §4's SLat flow, on the shipped slat_vae's latents
 
 The prior resumes from its checkpoints unless ``--fresh``.
 """
@@ -36,8 +40,10 @@ from .config import PROFILES, cuda_available, profile
 from .recipes import (JudgeRecipe, TrainConfig, cpu_hours, finish_prior2d_recipe, hardware, run_judge_recipe,
                       train_prior2d)
 from .recipes.prior2d import LAPTOP_RECIPE
-from .recipes.prior_mv import PriorMVRecipe, run_prior_mv_recipe
+from .recipes.prior_mv import PriorMVRecipe, remeasure_prior_mv, run_prior_mv_recipe
 from .recipes.reconstructor import ReconstructorRecipe, run_reconstructor_recipe
+from .recipes.trellis_structure import StructureFlowRecipe, StructureVAERecipe, run_ss_flow_recipe, run_ss_vae_recipe
+from .recipes.trellis_slat import SLatFlowRecipe, SLatVAERecipe, run_slat_flow_recipe, run_slat_vae_recipe
 
 __all__ = ["RECIPES", "prior2d_cpu_notice", "main"]
 
@@ -83,6 +89,9 @@ def reconstructor_recipe(args: argparse.Namespace) -> None:
 
 
 def prior_mv_recipe(args: argparse.Namespace) -> None:
+    if args.eval_only:
+        remeasure_prior_mv(args.out, eval_n=4 if args.profile == "ci" else 50)
+        return
     overrides = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "n_assets": args.n_assets,
                  "checkpoint_every": args.checkpoint_every}
     recipe = PriorMVRecipe.for_profile(args.profile, seed=args.seed,
@@ -91,12 +100,45 @@ def prior_mv_recipe(args: argparse.Namespace) -> None:
                         eval_n=4 if args.profile == "ci" else 50)
 
 
+def slat_recipe(args: argparse.Namespace) -> None:
+    overrides = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "n_assets": args.n_assets,
+                 "checkpoint_every": args.checkpoint_every}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    flags = [f"--profile {args.profile}"] + [f"--{k.replace('_', '-')} {v}" for k, v in overrides.items()
+                                             if k != "checkpoint_every"]
+    command = " ".join([f"python -m gsbook.train {args.name}", *flags])
+    if args.name == "slat_vae":
+        recipe = SLatVAERecipe.for_profile(args.profile, seed=args.seed, **overrides)
+        run_slat_vae_recipe(recipe, args.out, resume=not args.fresh, device=args.device,
+                            eval_assets=4 if args.profile == "ci" else 50, command=command)
+    else:
+        recipe = SLatFlowRecipe.for_profile(args.profile, seed=args.seed, **overrides)
+        run_slat_flow_recipe(recipe, args.out, resume=not args.fresh, device=args.device,
+                             eval_assets=4 if args.profile == "ci" else 20, command=command)
+
+
+def ss_recipe(args: argparse.Namespace) -> None:
+    overrides = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "n_assets": args.n_assets,
+                 "checkpoint_every": args.checkpoint_every}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if args.name == "ss_vae":
+        run_ss_vae_recipe(StructureVAERecipe.for_profile(args.profile, seed=args.seed, **overrides), args.out,
+                          resume=not args.fresh, device=args.device)
+    else:
+        run_ss_flow_recipe(StructureFlowRecipe.for_profile(args.profile, seed=args.seed, **overrides), args.out,
+                           resume=not args.fresh, device=args.device)
+
+
 RECIPES: dict[str, Callable[[argparse.Namespace], None]] = {
     "judge": judge_recipe,
     "prior2d": prior2d_recipe,
     "lgm": reconstructor_recipe,
     "grm": reconstructor_recipe,
     "prior_mv": prior_mv_recipe,
+    "ss_vae": ss_recipe,
+    "ss_flow": ss_recipe,
+    "slat_vae": slat_recipe,
+    "slat_flow": slat_recipe,
 }
 
 
@@ -120,6 +162,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=None, help="override the batch size (prior2d, lgm, grm, prior_mv)")
     parser.add_argument("--lr", type=float, default=None, help="override the peak learning rate (prior2d, lgm, grm, prior_mv)")
     parser.add_argument("--n-assets", type=int, default=None, help="override the number of training assets (prior2d, lgm, grm, prior_mv)")
+    parser.add_argument("--eval-only", action="store_true",
+                        help="measure the shipped model again and rewrite its card, without training (prior_mv)")
     parser.add_argument("--workers", type=int, default=None, help="processes that render the data (default ≤ 2)")
     parser.add_argument("--checkpoint-every", type=int, default=None, help="steps between checkpoints (prior2d, lgm, grm, prior_mv)")
     args = parser.parse_args(argv)
@@ -129,6 +173,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.name not in RECIPES:
         parser.error(f"no recipe named {args.name!r}; recipes: {', '.join(RECIPES)}")
+    if args.eval_only and args.name != "prior_mv":
+        parser.error(f"--eval-only is for prior_mv; {args.name} measures itself at the end of its recipe")
     if args.laptop:
         if args.profile not in (None, "cpu"):
             parser.error(f"--laptop is --profile cpu; it contradicts --profile {args.profile}")

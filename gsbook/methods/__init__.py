@@ -15,9 +15,12 @@ module      holds                                                               
             (LGM's inputs, decoding and loss)
 ``feed-``   the pipelines around them: text or an image → the multi-view prior's   §3
 ``forward`` 4 views → Gaussians; given or ground-truth views → Gaussians
+``trellis`` TRELLIS, a package: stage 1 (``structure``: occupancy → structure VAE →   §4
+            a flow DiT over its latent), stage 2 (``slat``: structured latents on the
+            occupied voxels → Gaussians); every name it exports is exported here
 ==========  =====================================================================  =======
 
-Trellis arrives here. The layer sits above the critics
+The layer sits above the critics
 (:mod:`gsbook.sds`, :mod:`gsbook.judge`) and everything below; nothing below imports it.
 """
 
@@ -31,6 +34,8 @@ from gsbook.methods.grm import (GRM, GRM_RAW_CHANNELS, GRMBlock, GRMConfig, GRMU
                                 grm_rays)
 from gsbook.methods.lgm import (LGM, LGM_CHANNELS, LGM_VIEWS, ColourShortcut, LGMConfig, LGMCrossViewAttention,
                                 LGMResnetBlock, LGMSplats, input_colour, lgm_activate, lgm_decode, lgm_loss)
+from gsbook.methods import trellis
+from gsbook.methods.trellis import *  # noqa: F401,F403 — exactly the names in trellis.__all__
 from gsbook.methods.sds2d import (SDS_ABLATION, AblationRow, ImageSDS, ImageSDSConfig, ablate, distill_images,
                                   initial_gaussians)
 
@@ -41,3 +46,4 @@ __all__ = ["PAPER_SETTINGS", "BOOK_CHANGES", "DREAMGAUSSIAN_ABLATION", "DreamGau
            "grm_positions", "GRM_RAW_CHANNELS", "FeedForwardConfig", "FeedForwardResult", "feedforward_text_to_3d",
            "ground_truth_views", "load_view_image", "reconstruct", "upsample_views", "VIEW_SUBSETS", "rotate_about_up",
            "draw_views", "complete_views", "key_background", "reconstruct_from_views", "ColourShortcut", "input_colour"]
+__all__ += trellis.__all__
