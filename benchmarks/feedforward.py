@@ -6,6 +6,14 @@
 
 Parts (each writes its entry of ``chapters/data/feedforward.json``; a picture beside it):
 
+* **sampler** — how the prior is sampled, chosen here on TUNING_PROMPTS (4 draws each, 50 steps,
+  guidance 3): DDIM against DDPM, every view judged on its own, from the caption and (the three
+  drawn views) from the ground-truth front view alone. DDIM's deterministic path keeps
+  the error of its first, almost pure-noise step, and some starting noises end as a grainy blob
+  on a tinted background; the front end uses the better of the two;
+* **framing** — how large the prior draws objects: the object's half-extent (98th percentile of
+  its pixels' Chebyshev distance from the image centre, as a fraction of the image side) in the
+  prior's keyed views and in ShapeWorld's views of the same captions;
 * **reconstruction** — ``unseen``-split assets (colour × category pairs never trained on), four
   ground-truth views in, 8 other views rendered at 64²: mean PSNR against the ray-cast ground
   truth and the judge's reading, for LGM and GRM, with ShapeWorld's own ground-truth Gaussians
@@ -56,7 +64,7 @@ TUNING_PROMPTS = [
     "a yellow pyramid",
 ]
 
-PARTS = ("reconstruction", "text", "image", "prior", "views", "speed", "recipes")
+PARTS = ("sampler", "framing", "reconstruction", "text", "image", "prior", "views", "speed", "recipes")
 VIEW_COUNTS = (1, 2, 4, 6)
 
 
@@ -101,7 +109,8 @@ def main() -> None:
         path.write_text(json.dumps(record, indent=1) + "\n")
         if pictures is not None:
             from gsbook.images import save_grid
-            save_grid(pictures, args.out / f"feedforward_{part}.png", nrow=8, scale=1)
+            save_grid(pictures, args.out / f"feedforward_{part}.png", nrow=16 if part == "sampler" else 8,
+                      scale=2 if part == "sampler" else 1)
     print(f"wrote {path}")
 
 
@@ -125,6 +134,63 @@ def judged_turntable(judge, gaussians, prompt: str) -> tuple[dict, object]:
 
     views = turntable_views(Generated(gaussians, {}, {}), "cpu")["gaussians"]
     return score(judge, views, prompt), views
+
+
+def measure_sampler(models: dict, args) -> dict:
+    import torch
+
+    from gsbook.diffusion.multiview import sample_views
+    from gsbook.recipes.prior_mv import _judge_views
+
+    captions = [p for p in TUNING_PROMPTS for _ in range(4)]
+    out, pictures = {"prompts": TUNING_PROMPTS, "draws": 4, "steps": 50, "guidance": 3.0}, []
+    for sampler in ("ddim", "ddpm"):
+        views = sample_views(models["prior"], captions, steps=50, guidance=3.0, sampler=sampler,
+                             generator=torch.Generator().manual_seed(0))
+        out[sampler] = vars(_judge_views(models["judge"], views, captions))
+        pictures.append(views.flatten(0, 1))
+    # From an image alone (caption ""): front views of the tuning prompts' objects, the three
+    # drawn views judged against the object's caption.
+    from gsbook.methods.feedforward import ground_truth_views, upsample_views
+
+    fronts = torch.stack([upsample_views(ground_truth_views(c, seed=i), 32)[0] for i, c in enumerate(captions)])
+    for sampler in ("ddim", "ddpm"):
+        views = sample_views(models["prior"], [""] * len(captions), images=fronts, steps=50, guidance=3.0,
+                             sampler=sampler, generator=torch.Generator().manual_seed(0))
+        out[f"image_{sampler}"] = vars(_judge_views(models["judge"], views[:, 1:], captions))
+    out["pictures"] = torch.cat(pictures).permute(0, 3, 1, 2)
+    return out
+
+
+def object_extent(views, threshold: float = 0.2, quantile: float = 0.98) -> float:
+    """Half-extent of the object in ``views [V, S, S, 3]`` on white, as a fraction of the side S:
+    the ``quantile`` of the Chebyshev distance from the image centre over pixels whose darkest
+    channel is more than ``threshold`` below white (a quantile, so stray specks do not count)."""
+    import torch
+
+    S = views.shape[-2]
+    offset = (torch.arange(S, dtype=torch.float32) - (S - 1) / 2).abs()
+    chebyshev = torch.maximum(offset.view(-1, 1), offset.view(1, -1)).expand(views.shape[:-1])
+    distances = chebyshev[(1 - views).amax(-1) > threshold]
+    return 0.0 if distances.numel() == 0 else (torch.quantile(distances, quantile).item() + 0.5) / S
+
+
+def measure_framing(models: dict, args) -> dict:
+    import statistics
+
+    import torch
+
+    from gsbook.diffusion.multiview import sample_views
+    from gsbook.methods.feedforward import ground_truth_views, key_background
+    from gsbook.world import split_captions
+
+    captions = split_captions(20, "train", 11)
+    drawn = key_background(sample_views(models["prior"], captions, steps=50, guidance=3.0,
+                                        generator=torch.Generator().manual_seed(0)))
+    prior = [object_extent(v) for v in drawn]
+    truth = [object_extent(ground_truth_views(c, seed=i, size=32)) for i, c in enumerate(captions)]
+    return {"captions": captions, "prior_extent": statistics.median(prior), "truth_extent": statistics.median(truth),
+            "prior_extents": [round(e, 3) for e in prior], "truth_extents": [round(e, 3) for e in truth]}
 
 
 def measure_reconstruction(models: dict, args) -> dict:

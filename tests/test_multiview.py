@@ -171,6 +171,27 @@ def test_complete_views_keeps_the_real_views_and_draws_the_rest(prior2d):
         complete_views(prior, real, (1, 2))
 
 
+def test_front_end_picks_its_sampler_by_whether_there_is_a_caption(prior2d, monkeypatch):
+    from gsbook.diffusion import multiview
+    from gsbook.methods.feedforward import FeedForwardConfig, draw_views
+
+    config = FeedForwardConfig()
+    assert (config.sampler, config.image_sampler) == ("ddpm", "ddim")
+    assert config.sampler_for("a red ball") == "ddpm" and config.sampler_for("") == config.sampler_for("  ") == "ddim"
+    with pytest.raises(ValueError, match="unknown image_sampler 'euler'"):
+        FeedForwardConfig(image_sampler="euler")
+    with pytest.raises(ValueError, match="unknown sampler"):
+        FeedForwardConfig(sampler="heun")
+    used = []
+    real = multiview.sample_views
+    monkeypatch.setattr(multiview, "sample_views", lambda *a, **k: used.append(k["sampler"]) or real(*a, **k))
+    prior = MultiViewPrior.from_prior2d(prior2d).eval()
+    front = torch.rand(64, 64, 3, generator=torch.Generator().manual_seed(3))
+    for caption in ("a red ball", ""):
+        draw_views(prior, front, caption, FeedForwardConfig(sampler_steps=1))
+    assert used == ["ddpm", "ddim"]
+
+
 def test_reconstruct_from_views_counts_passes_and_shares_one_draw(prior2d, monkeypatch):
     from gsbook.methods import feedforward
     from gsbook.methods.feedforward import FeedForwardConfig, reconstruct_from_views

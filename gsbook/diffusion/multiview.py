@@ -209,7 +209,7 @@ def multiview_loss(model: MultiViewPrior, x0: Tensor, tokens: Tensor, mask: Tens
 
 @torch.no_grad()
 def sample_views(model: MultiViewPrior, captions: list[str] | str, images: Tensor | None = None, steps: int = 50,
-                 guidance: float = 3.0, sampler: str = "ddim", generator: torch.Generator | None = None,
+                 guidance: float = 3.0, sampler: str = "ddpm", generator: torch.Generator | None = None,
                  progress: bool = False) -> Tensor:
     """Four views per caption, ``[B, 4, S, S, 3]`` in [0, 1] on white, in LGM's order (azimuth 0, 90, 180, 270).
 
@@ -219,7 +219,11 @@ def sample_views(model: MultiViewPrior, captions: list[str] | str, images: Tenso
             condition every step and are returned as view 0.
         guidance: classifier-free guidance over caption *and* image: the unconditional branch
             has neither (the model learned it from training rows that dropped both).
-        sampler: ``"ddim"`` (deterministic, the default) or ``"ddpm"``.
+        sampler: ``"ddpm"`` (ancestral, the default) or ``"ddim"`` (deterministic). DDIM carries
+            the model's error at the first, nearly pure-noise step all the way to the image, and
+            some starting noises then end as a grainy blob on a tinted background; DDPM's fresh
+            noise at every step washes that error out (``benchmarks/feedforward.py`` measures
+            both on its tuning prompts; §3 shows the failure).
     """
     from tqdm.auto import tqdm
 

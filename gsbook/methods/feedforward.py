@@ -48,12 +48,20 @@ class FeedForwardConfig:
     """Settings of the text/image → 4 views → Gaussians pipeline (the ``cpu`` profile's defaults).
 
     Attributes:
-        sampler_steps: DDIM steps of the multi-view prior.
+        sampler_steps: steps of the multi-view prior's sampler.
+        sampler: ``"ddpm"`` (ancestral) or ``"ddim"`` (deterministic), for draws with a
+            caption; see :func:`~gsbook.diffusion.multiview.sample_views` for why DDPM.
+        image_sampler: the same choice for draws from an image alone (caption ``""``). The
+            shipped prior leans on the caption, and from an image alone DDPM's draws drift to
+            grey objects of other categories, where DDIM's stay closer to the front view
+            (``benchmarks/feedforward.py --only sampler`` measures both modes).
         guidance: its classifier-free guidance scale (over caption and image together).
         seed: seeds the prior's starting noise (and the ground-truth object's shape).
     """
 
     sampler_steps: int = 50
+    sampler: str = "ddpm"
+    image_sampler: str = "ddim"
     guidance: float = 3.0
     seed: int = 0
 
@@ -65,6 +73,13 @@ class FeedForwardConfig:
     def __post_init__(self) -> None:
         if self.sampler_steps < 1:
             raise ValueError(f"sampler_steps must be at least 1, got {self.sampler_steps}")
+        for name in ("sampler", "image_sampler"):
+            if getattr(self, name) not in ("ddpm", "ddim"):
+                raise ValueError(f"unknown {name} {getattr(self, name)!r}; choose 'ddpm' or 'ddim'")
+
+    def sampler_for(self, caption: str) -> str:
+        """The sampler of a draw with this caption (``""``: from an image alone)."""
+        return self.sampler if caption.strip() else self.image_sampler
         if self.guidance < 0:
             raise ValueError(f"guidance must be ≥ 0, got {self.guidance}")
 
@@ -142,7 +157,8 @@ def draw_views(prior, front: Tensor, caption: str = "", config: FeedForwardConfi
     config = config or FeedForwardConfig()
     S = prior.config.base.image_size
     return sample_views(prior, [caption], images=upsample_views(front, S)[None], steps=config.sampler_steps,
-                        guidance=config.guidance, generator=torch.Generator().manual_seed(config.seed))[0]
+                        sampler=config.sampler_for(caption), guidance=config.guidance,
+                        generator=torch.Generator().manual_seed(config.seed))[0]
 
 
 def reconstruct_from_views(model: LGM | GRM, prior, real: dict[float, Tensor], n_views: int, caption: str = "",
@@ -270,7 +286,8 @@ def feedforward_text_to_3d(model: LGM | GRM, prior, prompt: str, config: FeedFor
     S = prior.config.base.image_size
     t0 = time.perf_counter()
     front = None if image is None else upsample_views(image, S)[None]
-    views = sample_views(prior, [prompt], images=front, steps=config.sampler_steps, guidance=config.guidance,
+    views = sample_views(prior, [prompt], images=front, steps=config.sampler_steps, sampler=config.sampler_for(prompt),
+                         guidance=config.guidance,
                          generator=torch.Generator().manual_seed(config.seed), progress=progress)[0]
     views = key_background(views)
     if front is not None:                   # the given view is the reader's, on white already: keep it as it is
