@@ -82,21 +82,26 @@ def flow_loss(model: Callable[..., Tensor], x0: Tensor, *conditioning, generator
 
 @torch.no_grad()
 def euler_sample(model: Callable[..., Tensor], noise: Tensor, steps: int, cond: tuple = (),
-                 uncond: tuple | None = None, guidance: float = 1.0) -> Tensor:
+                 uncond: tuple | None = None, guidance: float = 1.0,
+                 callback: Callable[[int, Tensor, Tensor, Tensor], None] | None = None) -> Tensor:
     """Integrate ``dx/dt = v`` from ``t = 1`` (``noise``) to ``t = 0`` in ``steps`` Euler steps.
 
     With ``uncond`` given, each step evaluates the model on the conditional and the
     unconditional inputs and guides: ``v̂ = v(∅) + s (v(y) − v(∅))`` (one evaluation per step
-    otherwise). Returns ``x₀``, shaped like ``noise``.
+    otherwise). ``callback(i, t [B], x_t, v)``, when given, sees every step before it is taken
+    (``x_t − t·v`` is the step's guess of the clean sample: what §4's step-through figure
+    decodes). Returns ``x₀``, shaped like ``noise``.
     """
     if steps < 1:
         raise ValueError(f"steps must be at least 1, got {steps}")
     x = noise
     times = torch.linspace(1.0, 0.0, steps + 1, device=noise.device)
-    for t_now, t_next in zip(times[:-1], times[1:]):
+    for i, (t_now, t_next) in enumerate(zip(times[:-1], times[1:])):
         t = t_now.expand(x.shape[0])
         v = model(x, t, *cond)
         if uncond is not None:
             v = guide(model(x, t, *uncond), v, guidance)
+        if callback is not None:
+            callback(i, t, x, v)
         x = x + (t_next - t_now) * v
     return x

@@ -55,11 +55,11 @@ from .cameras import turntable
 from .config import PROFILES, cuda_available, profile
 from .gaussians import Gaussians
 from .images import hwc, to_pil
-from .io import save_ply, save_splat
+from .io import save_ply, save_splat, save_voxels
 from .judge import Judge, read_views
 from .mesh import TexturedMesh, render_textured_mesh
 from .render import render
-from .world import ObjectSpec, PromptError, parse
+from .world import BOUND, ObjectSpec, PromptError, parse
 
 __all__ = ["Request", "Generated", "Method", "GENERATORS", "register", "UsageError", "parse_settings",
            "turntable_views", "score", "write_result", "cli"]
@@ -67,7 +67,7 @@ __all__ = ["Request", "Generated", "Method", "GENERATORS", "register", "UsageErr
 PROG = "gsbook generate"
 TURNTABLE_VIEWS = 8                    # the views every method is judged from: turntable(8) …
 TURNTABLE_ELEVATIONS = (15.0, 30.0)    # … at 15° and 30° in turn (turntable's default)
-RESERVED = {"gaussians", "turntable", "result", "mesh"}   # file stems the common files use
+RESERVED = {"gaussians", "turntable", "result", "mesh", "voxels"}   # file stems the common files use
 
 
 # ============================================================================== the registry
@@ -105,9 +105,12 @@ class Generated:
         extra_images: name → image ``[H, W, 3]`` or views ``[V, H, W, 3]`` (one row), in [0, 1],
             written as ``NAME.png``.
         extra: anything else JSON-ready for ``result.json`` (keep it compact: lists of numbers).
-        prompt: what the object is meant to be, when the request had no prompt (a method run from
-            an image says what it made, e.g. the judge's reading of the image); it is what the
-            turntable is judged against.
+        prompt: what the object is meant to be, when that is not the request's prompt: a method run
+            from an image says what it made (e.g. the judge's reading of the image), an edit what
+            it was edited to; it is what the turntable is judged against.
+        voxels: ``[N, 3]`` integer indices of the active voxels, when the method makes a sparse
+            structure (Trellis), written as ``voxels.ply`` (:func:`gsbook.io.save_voxels`) on a
+            grid of ``voxel_resolution``³ over ShapeWorld's cube.
     """
 
     gaussians: Gaussians
@@ -117,6 +120,8 @@ class Generated:
     extra_images: dict[str, Tensor] = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
     prompt: str | None = None
+    voxels: Tensor | None = None
+    voxel_resolution: int = 0
 
 
 def _no_arguments(parser: argparse.ArgumentParser) -> None:
@@ -307,6 +312,8 @@ def write_result(request: Request, generated: Generated, out_dir: Path | str, ju
     if generated.mesh is not None:
         generated.mesh.save(out / "mesh.glb")
         generated.mesh.save(out / "mesh.obj")          # + mesh.mtl, mesh.png
+    if generated.voxels is not None:
+        save_voxels(out / "voxels.ply", generated.voxels, generated.voxel_resolution, BOUND)
     for name, image in generated.extra_images.items():
         to_pil(_image(image)).save(out / f"{name}.png")
 
@@ -330,7 +337,8 @@ def write_result(request: Request, generated: Generated, out_dir: Path | str, ju
         "options": request.options,
         "config": generated.config,
         "seconds": seconds,
-        "counts": {"gaussians": g.n, "mesh_faces": generated.mesh.n_faces if generated.mesh is not None else None},
+        "counts": {"gaussians": g.n, "mesh_faces": generated.mesh.n_faces if generated.mesh is not None else None,
+                   "voxels": int(generated.voxels.shape[0]) if generated.voxels is not None else None},
         "turntable": {"views": TURNTABLE_VIEWS, "width": cams.width, "height": cams.height,
                       "elevations": [TURNTABLE_ELEVATIONS[i % len(TURNTABLE_ELEVATIONS)]
                                      for i in range(TURNTABLE_VIEWS)],
@@ -538,7 +546,7 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
         generated = method.run(request, not quiet)
     except (PromptError, ValueError) as error:     # e.g. nothing to make a mesh of
         _fail(f"{method.name} failed, nothing written: {error}", 1)
-    if generated.prompt is not None and not request.prompt:
+    if generated.prompt is not None:
         request = dataclasses.replace(request, prompt=generated.prompt)
     judge = Judge.from_shipped(request.device)
     try:
@@ -715,6 +723,90 @@ for _name, _summary in (("lgm", "text or image → 4 views → Gaussians in one 
                         ("grm", "text or image → 4 views → Gaussians in one transformer pass (§3, GRM)")):
     register(_name, _summary, add_arguments=_feedforward_arguments, configure=_feedforward_configure,
              prompt_optional=True)(run_feedforward)
+
+
+# --- Trellis (§4) ----------------------------------------------------------------------------
+def _trellis_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--steps", type=_positive_int, default=None,
+                        help="Euler steps of each stage (default 25)")
+    edit = parser.add_mutually_exclusive_group()
+    edit.add_argument("--appearance", default=None, metavar="PROMPT",
+                      help="edit: keep the generated structure and draw its appearance from PROMPT "
+                           "(e.g. 'a purple mushroom with a white stem')")
+    edit.add_argument("--regenerate-top", type=float, default=None, metavar="FRACTION",
+                      help="edit: redraw the top FRACTION of the volume (e.g. 0.33), holding the rest")
+
+
+def _trellis_configure(args: argparse.Namespace):
+    from .methods.trellis import TrellisConfig
+
+    if args.appearance is not None:
+        args.appearance = _check_prompt(" ".join(args.appearance.split()))
+    if args.regenerate_top is not None and not 0 < args.regenerate_top < 1:
+        raise UsageError(f"--regenerate-top is a fraction of the height in (0, 1), got {args.regenerate_top}")
+    overrides = parse_settings(TrellisConfig, args.set, reserved={"seed": "--seed", "steps": "--steps"})
+    if args.steps is not None:
+        overrides["steps"] = args.steps
+    return TrellisConfig.for_profile(args.profile, seed=args.seed, **overrides)
+
+
+def _voxel_views(occupancy: Tensor, device: str) -> Tensor:
+    """``[8, 64, 64, 3]``: the structure's active voxels as small grey cubes (an opaque Gaussian
+    each, shaded by height), from the turntable's cameras."""
+    from .gaussians import rgb_to_sh0
+    from .methods.trellis import shell_coords, voxel_centres
+
+    coords = shell_coords(occupancy)
+    R = occupancy.shape[-1]
+    centres = voxel_centres(coords, R)
+    shade = (0.35 + 0.5 * (coords[:, 1:2].float() / max(R - 1, 1))).expand(-1, 3)
+    n = len(coords)
+    cubes = Gaussians(centres, torch.tensor([1.0, 0.0, 0.0, 0.0]).expand(n, 4).clone(),
+                      torch.full((n, 3), math.log(0.6 * BOUND / R)), torch.full((n,), 6.0), rgb_to_sh0(shade[:, None]))
+    cams = turntable(TURNTABLE_VIEWS, TURNTABLE_ELEVATIONS, device=device)
+    return render(cubes.to(device), cams, background=1.0).image.detach().clamp(0, 1).cpu()
+
+
+@register("trellis", "text → sparse voxels → structured latent → Gaussians, two rectified flows (§4, TRELLIS); "
+                     "edits: --appearance, --regenerate-top",
+          add_arguments=_trellis_arguments, configure=_trellis_configure)
+def run_trellis(request: Request, progress: bool) -> Generated:
+    """Trellis at book scale (:mod:`gsbook.methods.trellis`): the four shipped networks, caption →
+    structure → SLat → Gaussians; with an edit option, the edit of that object is the result
+    (and the object before it is written as ``before.png``)."""
+    from .methods.trellis import TrellisModels, edit_appearance, edit_region, top_region_mask, trellis_text_to_3d
+
+    opts, config = request.options, request.config
+    start = time.perf_counter()
+    models = TrellisModels.from_shipped(request.device)
+    seconds = {"load": time.perf_counter() - start}
+    result = trellis_text_to_3d(models, request.prompt, config)
+    seconds.update(result.seconds)
+    extra_images, extra = {}, {"parameters": models.parameters(), "active_voxels": len(result.coords),
+                               "gaussians_per_voxel": models.slat_vae.config.gaussians_per_voxel}
+    prompt = None
+    if opts.get("appearance") or opts.get("regenerate_top"):
+        before = result
+        edit_start = time.perf_counter()
+        if opts.get("appearance"):
+            result = edit_appearance(models, before, opts["appearance"], config)
+            prompt = opts["appearance"]
+            extra["edit"] = {"kind": "appearance", "from": request.prompt, "to": prompt}
+        else:
+            region = top_region_mask(before.occupancy.shape[-1], opts["regenerate_top"])
+            result = edit_region(models, before, region=region, config=config)
+            changed = int((result.occupancy != before.occupancy).sum())
+            outside = int((result.occupancy[~region] != before.occupancy[~region]).sum())
+            extra["edit"] = {"kind": "region", "region": f"top {opts['regenerate_top']:g} of the height",
+                             "voxels_changed_inside": changed - outside, "voxels_changed_outside": outside}
+        seconds["edit"] = time.perf_counter() - edit_start
+        extra_images["before"] = render(before.gaussians.to(request.device),
+                                        turntable(TURNTABLE_VIEWS, TURNTABLE_ELEVATIONS, device=request.device),
+                                        background=1.0).image.detach().clamp(0, 1).cpu()
+        extra["active_voxels_before"] = len(before.coords)
+    extra_images["structure"] = _voxel_views(result.occupancy, request.device)
+    return Generated(result.gaussians, config=asdict(config), seconds=seconds, extra_images=extra_images,
+                     extra=extra, prompt=prompt, voxels=result.coords, voxel_resolution=result.occupancy.shape[-1])
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ from torch import Tensor
 from .gaussians import Gaussians, rgb_to_sh0, sh0_to_rgb, sh_degree_from_count
 
 __all__ = ["PlyFormatError", "SplatFormatError", "ply_property_names",
-           "save_ply", "load_ply", "save_splat", "load_splat", "save_gaussians", "load_gaussians"]
+           "save_ply", "load_ply", "save_splat", "load_splat", "save_gaussians", "load_gaussians",
+           "save_voxels", "load_voxels"]
 
 PathLike = str | os.PathLike
 
@@ -229,3 +230,40 @@ def save_gaussians(path: PathLike, gaussians: Gaussians) -> None:
 def load_gaussians(path: PathLike) -> Gaussians:
     """Read a ``.ply`` or ``.splat`` scene, chosen by the suffix."""
     return _READERS[_suffix(path)](path)
+
+
+# ----------------------------------------------------------------------------- voxels
+def save_voxels(path: PathLike, coords: Tensor, resolution: int, bound: float = 1.0) -> None:
+    """Write active voxels (TRELLIS' structure, §4) as a ``.ply`` point cloud any viewer opens:
+    one vertex per voxel at its centre ``-bound + (i + ½)·2·bound/R`` (float32 ``x y z``), with its
+    integer index (``i j k``, int32) so the grid comes back exactly. The header's comment holds
+    ``resolution`` and ``bound``.
+
+    ``coords [N, 3]`` integer indices in ``[0, resolution)``, axes (x, y, z).
+    """
+    coords = torch.as_tensor(coords)
+    if coords.dim() != 2 or coords.shape[1] != 3 or coords.is_floating_point():
+        raise ValueError(f"coords must be integer [N, 3], got {coords.dtype} {list(coords.shape)}")
+    if len(coords) and (coords.min() < 0 or coords.max() >= resolution):
+        raise ValueError(f"voxel indices must lie in [0, {resolution}), got {int(coords.min())}..{int(coords.max())}")
+    index = coords.cpu().numpy().astype(np.int32)
+    centre = (-bound + (index + 0.5) * 2 * bound / resolution).astype(np.float32)
+    rows = np.empty(len(index), dtype=[(n, "<f4") for n in "xyz"] + [(n, "<i4") for n in "ijk"])
+    for a, n in enumerate("xyz"):
+        rows[n] = centre[:, a]
+    for a, n in enumerate("ijk"):
+        rows[n] = index[:, a]
+    plyfile.PlyData([plyfile.PlyElement.describe(rows, "vertex")], byte_order="<",
+                    comments=[f"gsbook voxels resolution {resolution} bound {bound!r}"]).write(str(path))
+
+
+def load_voxels(path: PathLike) -> tuple[Tensor, int]:
+    """Read :func:`save_voxels`' file: ``(coords [N, 3] long, resolution)``."""
+    data = plyfile.PlyData.read(str(path), mmap=False)
+    comment = next((c for c in data.comments if c.startswith("gsbook voxels")), None)
+    if comment is None or "vertex" not in data or not {"i", "j", "k"} <= set(data["vertex"].data.dtype.names):
+        raise PlyFormatError(f"{path}: not a gsbook voxel file (no 'gsbook voxels' comment or i j k indices)")
+    resolution = int(comment.split()[3])
+    rows = data["vertex"].data
+    coords = torch.from_numpy(np.stack([rows[n].astype(np.int64) for n in "ijk"], axis=1))
+    return coords, resolution

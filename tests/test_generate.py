@@ -275,7 +275,7 @@ def test_a_registered_method_gets_the_same_files_and_scoring(tmp_path, monkeypat
     assert Image.open(out / "front.png").size == (16, 16)
     result = json.loads((out / "result.json").read_text())
     assert result["method"] == "fake" and result["config"] == {"size": 5} and result["extra"] == {"note": "fake"}
-    assert result["counts"] == {"gaussians": 50, "mesh_faces": 4}
+    assert result["counts"] == {"gaussians": 50, "mesh_faces": 4, "voxels": None}
     assert len(result["judge"]["gaussians"]["readings"]) == len(result["judge"]["mesh"]["readings"]) == 8
 
 

@@ -125,9 +125,9 @@ def _batched(fn, x: Tensor, size: int = 32) -> Tensor:
 @dataclass
 class StructureVAERecipe:
     """The structure VAE's training settings; the defaults are the shipped CPU recipe (estimated
-    40-60 min on 2 idle cores: about 0.5 s a step)."""
+    40-60 min on 2 idle cores: about 1 s a step on one core)."""
 
-    steps: int = 5000
+    steps: int = 3000
     batch: int = 8
     lr: float = 2e-3
     warmup: int = 100
@@ -294,7 +294,7 @@ class StructureFlowRecipe:
     """The structure flow's training settings; the defaults are the shipped CPU recipe (estimated
     30-45 min on 2 idle cores: about 0.6-0.9 s a step)."""
 
-    steps: int = 3000
+    steps: int = 2000
     batch: int = 32
     lr: float = 5e-4
     warmup: int = 200

@@ -17,6 +17,9 @@ module         holds                                                            
                :func:`sample_slat`
 =============  ============================================================================  =======
 
+:mod:`~gsbook.methods.trellis.pipeline` runs both stages end to end (:func:`trellis_text_to_3d`) and
+makes the two edits (:func:`edit_appearance`, :func:`edit_region`).
+
 The recipes that train the models are :mod:`gsbook.recipes.trellis_structure`
 (``python -m gsbook.train ss_vae``, ``ss_flow``) and :mod:`gsbook.recipes.trellis_slat`
 (``slat_vae``, ``slat_flow``).
@@ -33,6 +36,8 @@ from gsbook.methods.trellis.slat import (GAUSSIAN_CHANNELS, SLAT_CHANNELS, SLAT_
                                          feature_cameras, hammersley, judge_feature_maps, pad_voxels,
                                          position_embedding, sample_slat, shell_coords, slat_flow_loss, slat_vae_loss,
                                          sparse_attention, voxel_centres, voxel_features, voxel_visibility)
+from gsbook.methods.trellis.pipeline import (TrellisConfig, TrellisModels, TrellisResult, decode_slat,
+                                             edit_appearance, edit_region, trellis_text_to_3d)
 
 __all__ = ["STRUCTURE_RESOLUTION", "structure_grid", "surface_voxels", "occupied_fraction", "voxel_iou",
            "fold3d", "unfold3d", "StructureVAEConfig", "StructureResBlock", "StructureVAE", "structure_vae_loss",
@@ -41,4 +46,6 @@ __all__ = ["STRUCTURE_RESOLUTION", "structure_grid", "surface_voxels", "occupied
            "SLAT_RESOLUTION", "SLAT_CHANNELS", "GAUSSIAN_CHANNELS", "shell_coords", "voxel_centres", "pad_voxels",
            "feature_cameras", "voxel_visibility", "judge_feature_maps", "voxel_features", "sparse_attention",
            "position_embedding", "VoxelAttention", "VoxelBlock", "SLatVAEConfig", "SLatVAE", "SLatEncoding",
-           "slat_vae_loss", "hammersley", "coarsen", "SLatFlowConfig", "SLatFlow", "slat_flow_loss", "sample_slat"]
+           "slat_vae_loss", "hammersley", "coarsen", "SLatFlowConfig", "SLatFlow", "slat_flow_loss", "sample_slat",
+           "TrellisConfig", "TrellisModels", "TrellisResult", "trellis_text_to_3d", "decode_slat", "edit_appearance",
+           "edit_region"]

@@ -756,7 +756,9 @@ def slat_flow_loss(model: SLatFlow, x0: Tensor, coords: Tensor, mask: Tensor, to
 
 @torch.no_grad()
 def sample_slat(flow: SLatFlow, coords: Sequence[Tensor], captions: Sequence[str], steps: int = 25,
-                guidance: float = 3.0, generator: torch.Generator | None = None) -> list[Tensor]:
+                guidance: float = 3.0, generator: torch.Generator | None = None,
+                known: Sequence[Tensor] | None = None, keep: Sequence[Tensor] | None = None,
+                callback: Callable[[int, Tensor, Tensor, Tensor], None] | None = None) -> list[Tensor]:
     """Caption + structure → SLat: :func:`gsbook.flow.euler_sample` from noise on the given voxels,
     with classifier-free guidance against the empty caption (both in one batch: one model call
     of batch 2B per step), then the training statistics undone.
@@ -764,12 +766,20 @@ def sample_slat(flow: SLatFlow, coords: Sequence[Tensor], captions: Sequence[str
     Args:
         coords: per object ``[N_b, 3]`` long (e.g. :func:`shell_coords` of stage 1's structure).
         captions: one per object.
+        known, keep: an edit that holds some voxels' latents (RePaint-style, as
+            :func:`~gsbook.methods.trellis.structure.sample_structure` does for stage 1): per
+            object ``known [N_b, 8]`` latents and ``keep [N_b]`` bool. Held voxels ride their own
+            straight path to their known value, so the rest is drawn to fit them; they come out
+            exactly as given.
+        callback: ``(i, t, x_t, v)`` at every Euler step, on the padded, normalised latents.
 
     Returns:
         per object ``[N_b, 8]``: latents for :meth:`SLatVAE.decode`.
     """
     if len(coords) != len(captions):
         raise ValueError(f"need one caption per object, got {len(captions)} captions for {len(coords)} objects")
+    if (known is None) != (keep is None):
+        raise ValueError("an edit needs both known (the latents) and keep (which voxels stay)")
     device = flow.latent_mean.device
     padded, mask = pad_voxels([c.to(device) for c in coords])
     tokens, token_mask = caption_features(list(captions) + [EMPTY_CAPTION])
@@ -777,7 +787,8 @@ def sample_slat(flow: SLatFlow, coords: Sequence[Tensor], captions: Sequence[str
     B = len(coords)
     noise = torch.randn((*mask.shape, flow.config.latent_channels), generator=generator).to(device)
     if guidance == 1.0:
-        x0 = euler_sample(flow, noise, steps, (padded, mask, tokens[:B], token_mask[:B]))
+        def velocity(x: Tensor, t: Tensor) -> Tensor:
+            return flow(x, t, padded, mask, tokens[:B], token_mask[:B])
     else:
         # Conditional and unconditional velocities in one batch of 2B (one model call per step,
         # cheaper on a CPU than two calls of B), combined by gsbook.diffusion.guide.
@@ -785,10 +796,33 @@ def sample_slat(flow: SLatFlow, coords: Sequence[Tensor], captions: Sequence[str
                 torch.cat([tokens[:B], tokens[B:].expand(B, -1, -1)]),
                 torch.cat([token_mask[:B], token_mask[B:].expand(B, -1)]))
 
-        def guided(x: Tensor, t: Tensor) -> Tensor:
+        def velocity(x: Tensor, t: Tensor) -> Tensor:
             v = flow(torch.cat([x, x]), torch.cat([t, t]), *both)
             return guide(v[B:], v[:B], guidance)
 
-        x0 = euler_sample(guided, noise, steps)
+    model = velocity
+    if known is not None:
+        if len(known) != B or len(keep) != B:
+            raise ValueError(f"known and keep need one entry per object ({B})")
+        for b, (k, h) in enumerate(zip(known, keep)):
+            n = coords[b].shape[0]
+            if k.shape != (n, flow.config.latent_channels) or h.shape != (n,) or h.dtype != torch.bool:
+                raise ValueError(f"object {b}: known must be [{n}, {flow.config.latent_channels}] and keep [{n}] "
+                                 f"bool, got {list(k.shape)} and {h.dtype} {list(h.shape)}")
+        z_known, _ = pad_voxels([((k.to(device) - flow.latent_mean) / flow.latent_std) for k in known])
+        held, _ = pad_voxels([h.to(device)[:, None] for h in keep])
+        held = held.bool()
+        v_known = velocity_target(z_known, noise)
+
+        def model(x: Tensor, t: Tensor) -> Tensor:                                # noqa: F811
+            x = torch.where(held, interpolate(z_known, noise, t), x)
+            return torch.where(held, v_known, velocity(x, t))
+
+    x0 = euler_sample(model, noise, steps, callback=callback)
+    if known is not None:
+        x0 = torch.where(held, z_known, x0)
     x0 = x0 * flow.latent_std + flow.latent_mean
-    return [x0[b][mask[b]] for b in range(B)]
+    out = [x0[b][mask[b]] for b in range(B)]
+    if known is not None:                  # exactly as given (the round trip through the statistics rounds)
+        out = [torch.where(h.to(device)[:, None], k.to(device), o) for o, k, h in zip(out, known, keep)]
+    return out

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -535,7 +536,8 @@ def _latent_keep(keep: Tensor, block: int) -> Tensor:
 @torch.no_grad()
 def sample_structure(vae: StructureVAE, flow: StructureFlow, captions: str | list[str], steps: int = 25,
                      guidance: float = 3.0, generator: torch.Generator | None = None, known: Tensor | None = None,
-                     keep: Tensor | None = None) -> Tensor:
+                     keep: Tensor | None = None,
+                     callback: Callable[[int, Tensor, Tensor, Tensor], None] | None = None) -> Tensor:
     """Caption(s) → occupancy ``[B, R, R, R]`` bool: Euler steps of the flow from noise, with
     classifier-free guidance against the empty caption, then the VAE's decoder.
 
@@ -550,6 +552,8 @@ def sample_structure(vae: StructureVAE, flow: StructureFlow, captions: str | lis
     A latent cell is held only if all its voxels are kept; and since the decoder's
     convolutions see across the border, the known voxels are pasted back at the end: every
     voxel where ``keep`` is True equals ``known``.
+
+    ``callback(i, t, z_t, v)`` sees every Euler step (:func:`gsbook.flow.euler_sample`), in latent space.
     """
     captions = [captions] if isinstance(captions, str) else list(captions)
     if not captions:
@@ -588,7 +592,7 @@ def sample_structure(vae: StructureVAE, flow: StructureFlow, captions: str | lis
             x = torch.where(held, interpolate(z_known, noise, t), x)
             return torch.where(held, v_known, velocity(x, t))
 
-    z = euler_sample(model, noise, steps)
+    z = euler_sample(model, noise, steps, callback=callback)
     if known is not None:
         z = torch.where(held, z_known, z)
     occ = vae.decode_latents(z) > 0
