@@ -3,6 +3,7 @@
     python benchmarks/trellis.py               # everything (about 10 min on 2 CPU cores)
     python benchmarks/trellis.py --only text   # one part: sparsity, vae, text, steps, edits, speed
     python benchmarks/trellis.py --tuning      # the text part on TUNING_PROMPTS; nothing is written
+    python benchmarks/trellis.py --tuning --only edits --guidance 3 5   # edits on TUNING_EDITS
 
 Parts (each writes its entry of ``chapters/data/trellis.json``; a picture beside some):
 
@@ -41,7 +42,9 @@ PROMPTS = [
     "a brown chair with white legs",
 ]
 
-# The appearance edit of each prompt: the same object, another main colour (a seen pair).
+# The appearance edit of each prompt: the same object, another main colour. Fixed with PROMPTS;
+# two of them ("a purple mushroom", "a green lamp") are held-out colour × category pairs
+# (gsbook.world.held_out_pairs): no training caption ever joined those words.
 EDITS = [
     "a blue snowman with a black hat",
     "a red ball",
@@ -64,6 +67,16 @@ TUNING_PROMPTS = [
     "a blue pyramid",
 ]
 
+# Their edits, for choosing the edit settings: all five are held-out colour × category pairs,
+# the hard case (a seen recolouring is read right at any guidance we tried).
+TUNING_EDITS = [
+    "a yellow can",
+    "an orange rocket with red fins",
+    "a pink capsule",
+    "an orange ring",
+    "a red pyramid",
+]
+
 PARTS = ("sparsity", "vae", "text", "steps", "edits", "speed")
 STEP_COUNTS = (1, 2, 5, 10, 25, 50)
 
@@ -83,11 +96,16 @@ def main() -> None:
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=PARTS, action="append", help="run only these parts (repeatable)")
-    ap.add_argument("--tuning", action="store_true", help="the text part on TUNING_PROMPTS; nothing is written")
+    ap.add_argument("--tuning", action="store_true",
+                    help="text (default) or edits on the TUNING_ lists, 2 seeds each; nothing is written")
     ap.add_argument("--assets", type=int, default=200, help="assets for the sparsity and vae parts")
+    ap.add_argument("--guidance", type=float, nargs=2, default=None, metavar=("STAGE1", "STAGE2"),
+                    help="with --tuning: guidance scales to try (default: TrellisConfig's)")
     ap.add_argument("--out", type=Path, default=root / "chapters" / "data")
     args = ap.parse_args()
-    parts = (["text"] if args.tuning else None) or args.only or list(PARTS)
+    parts = args.only or (["text"] if args.tuning else list(PARTS))
+    if args.tuning and not set(parts) <= {"text", "edits"}:
+        ap.error("--tuning applies to the text and edits parts only")
     path = args.out / "trellis.json"
     header = {"what": "§4: Trellis at book scale (benchmarks/trellis.py)", "profile": profile(),
               "hardware": hardware()}
@@ -157,12 +175,12 @@ def measure_vae(models: dict, args) -> dict:
     return evaluate_ss_vae(models["trellis"].ss_vae, n=args.assets)
 
 
-def _text(models: dict, prompts: list[str], steps: int, pictures: list | None = None) -> dict:
+def _text(models: dict, prompts: list[str], steps: int, pictures: list | None = None, **settings) -> dict:
     from gsbook.methods.trellis import TrellisConfig, trellis_text_to_3d
 
     rows = []
     for i, prompt in enumerate(prompts):
-        result = trellis_text_to_3d(models["trellis"], prompt, TrellisConfig(steps=steps, seed=i))
+        result = trellis_text_to_3d(models["trellis"], prompt, TrellisConfig(steps=steps, seed=i, **settings))
         scores, views = judged(models["judge"], result.gaussians, prompt)
         rows.append({"prompt": prompt, "voxels": len(result.coords), **{k: scores[k] for k in ("category", "colour", "all")},
                      "seconds": round(sum(result.seconds.values()), 3)})
@@ -174,9 +192,10 @@ def _text(models: dict, prompts: list[str], steps: int, pictures: list | None = 
 def measure_text(models: dict, args) -> dict:
     import torch
 
-    prompts = TUNING_PROMPTS if args.tuning else PROMPTS
+    prompts = [p for p in TUNING_PROMPTS for _ in range(2)] if args.tuning else PROMPTS   # tuning: 2 seeds each
+    settings = {"guidance": args.guidance[0], "slat_guidance": args.guidance[1]} if args.guidance else {}
     pictures: list = []
-    out = {"prompts": prompts, **_text(models, prompts, 25, pictures)}
+    out = {"prompts": prompts, **settings, **_text(models, prompts, 25, pictures, **settings)}
     out["pictures"] = torch.cat(pictures)
     return out
 
@@ -199,8 +218,11 @@ def measure_edits(models: dict, args) -> dict:
     m, judge = models["trellis"], models["judge"]
     appearance, region_rows, pictures = [], [], []
     region = top_region_mask(32)
-    for i, (prompt, new) in enumerate(zip(PROMPTS, EDITS)):
-        config = TrellisConfig(seed=i)
+    pairs = ([p for p in zip(TUNING_PROMPTS, TUNING_EDITS) for _ in range(2)] if args.tuning   # 2 seeds each
+             else list(zip(PROMPTS, EDITS)))
+    settings = {"guidance": args.guidance[0], "slat_guidance": args.guidance[1]} if args.guidance else {}
+    for i, (prompt, new) in enumerate(pairs):
+        config = TrellisConfig(seed=i, **settings)
         original = trellis_text_to_3d(m, prompt, config)
         recoloured = edit_appearance(m, original, new, config)
         scores, views = judged(judge, recoloured.gaussians, new)

@@ -38,6 +38,10 @@ exercise                       chapter  the library code :func:`forbid` switches
                                         ``rays_from``
 ``ray_box_chord``              §3       ``gsbook.methods.grm``'s ``grm_box_depths``
 ``splat_activations``          §3       ``gsbook.methods.lgm``'s ``lgm_activate`` / ``lgm_decode``
+``flow_pair``                  §4       ``gsbook.flow``'s ``interpolate`` / ``velocity_target``
+``euler_cfg``                  §4       ``gsbook.flow.euler_sample`` (its code under the ``no_grad``
+                                        wrapper too), ``gsbook.diffusion``'s ``guide``
+``active_voxels``              §4       ``gsbook.methods.trellis``' ``surface_voxels`` / ``shell_coords``
 =============================  =======  ===========================================================
 """
 
@@ -72,6 +76,11 @@ LIBRARY: dict[str, tuple[str, ...]] = {
     "camera_plucker": ("gsbook.cameras.plucker_rays", "gsbook.cameras.pixel_rays", "gsbook.cameras.rays_from"),
     "ray_box_chord": ("gsbook.methods.grm.grm_box_depths",),
     "splat_activations": ("gsbook.methods.lgm.lgm_activate", "gsbook.methods.lgm.lgm_decode"),
+    "flow_pair": ("gsbook.flow.interpolate", "gsbook.flow.velocity_target"),
+    # euler_sample is wrapped by torch.no_grad (a closure): its own code is the wrapper's __wrapped__,
+    # listed before the wrapper, which is then replaced by a mock (targets are switched off in order)
+    "euler_cfg": ("gsbook.flow.euler_sample.__wrapped__", "gsbook.flow.euler_sample", "gsbook.diffusion.noise.guide"),
+    "active_voxels": ("gsbook.methods.trellis.structure.surface_voxels", "gsbook.methods.trellis.slat.shell_coords"),
 }
 
 

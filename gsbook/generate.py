@@ -751,20 +751,12 @@ def _trellis_configure(args: argparse.Namespace):
 
 
 def _voxel_views(occupancy: Tensor, device: str) -> Tensor:
-    """``[8, 64, 64, 3]``: the structure's active voxels as small grey cubes (an opaque Gaussian
-    each, shaded by height), from the turntable's cameras."""
-    from .gaussians import rgb_to_sh0
-    from .methods.trellis import shell_coords, voxel_centres
+    """``[8, 64, 64, 3]``: the structure's active voxels (:func:`gsbook.methods.trellis.voxel_gaussians`)
+    from the turntable's cameras."""
+    from .methods.trellis import voxel_gaussians
 
-    coords = shell_coords(occupancy)
-    R = occupancy.shape[-1]
-    centres = voxel_centres(coords, R)
-    shade = (0.35 + 0.5 * (coords[:, 1:2].float() / max(R - 1, 1))).expand(-1, 3)
-    n = len(coords)
-    cubes = Gaussians(centres, torch.tensor([1.0, 0.0, 0.0, 0.0]).expand(n, 4).clone(),
-                      torch.full((n, 3), math.log(0.6 * BOUND / R)), torch.full((n,), 6.0), rgb_to_sh0(shade[:, None]))
     cams = turntable(TURNTABLE_VIEWS, TURNTABLE_ELEVATIONS, device=device)
-    return render(cubes.to(device), cams, background=1.0).image.detach().clamp(0, 1).cpu()
+    return render(voxel_gaussians(occupancy).to(device), cams, background=1.0).image.detach().clamp(0, 1).cpu()
 
 
 @register("trellis", "text → sparse voxels → structured latent → Gaussians, two rectified flows (§4, TRELLIS); "

@@ -19,10 +19,10 @@ where it runs (the shipped prior's recipe runs on a CPU too, in about 5 h on 2 c
     python -m gsbook.train lgm                            # §3's LGM (cpu profile: the shipped recipe)
     python -m gsbook.train grm                            # §3's GRM, same data and loss
     python -m gsbook.train prior_mv                       # §3's multi-view prior, fine-tuned from prior2d
-    python -m gsbook.train ss_vae                         # §4's structure VAE (TRELLIS stage 1)
-    python -m gsbook.train ss_flow                        # §4's structure flow, on the shipped ss_vae
-    python -m gsbook.train slat_vae                       # §4's structured-latent VAE (TRELLIS stage 2)
-    python -m gsbook.train slat_flow                      # §4's SLat flow, on the shipped slat_vae's latents
+    python -m gsbook.train trellis_ss_vae                 # §4's structure VAE (TRELLIS stage 1)
+    python -m gsbook.train trellis_ss_flow                # §4's structure flow, on the shipped trellis_ss_vae
+    python -m gsbook.train trellis_slat_vae               # §4's structured-latent VAE (TRELLIS stage 2)
+    python -m gsbook.train trellis_slat_flow              # §4's SLat flow, on the shipped trellis_slat_vae's latents
 
 The prior resumes from its checkpoints unless ``--fresh``.
 """
@@ -107,7 +107,7 @@ def slat_recipe(args: argparse.Namespace) -> None:
     flags = [f"--profile {args.profile}"] + [f"--{k.replace('_', '-')} {v}" for k, v in overrides.items()
                                              if k != "checkpoint_every"]
     command = " ".join([f"python -m gsbook.train {args.name}", *flags])
-    if args.name == "slat_vae":
+    if args.name == "trellis_slat_vae":
         recipe = SLatVAERecipe.for_profile(args.profile, seed=args.seed, **overrides)
         run_slat_vae_recipe(recipe, args.out, resume=not args.fresh, device=args.device,
                             eval_assets=4 if args.profile == "ci" else 50, command=command)
@@ -121,7 +121,7 @@ def ss_recipe(args: argparse.Namespace) -> None:
     overrides = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "n_assets": args.n_assets,
                  "checkpoint_every": args.checkpoint_every}
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    if args.name == "ss_vae":
+    if args.name == "trellis_ss_vae":
         run_ss_vae_recipe(StructureVAERecipe.for_profile(args.profile, seed=args.seed, **overrides), args.out,
                           resume=not args.fresh, device=args.device)
     else:
@@ -135,10 +135,10 @@ RECIPES: dict[str, Callable[[argparse.Namespace], None]] = {
     "lgm": reconstructor_recipe,
     "grm": reconstructor_recipe,
     "prior_mv": prior_mv_recipe,
-    "ss_vae": ss_recipe,
-    "ss_flow": ss_recipe,
-    "slat_vae": slat_recipe,
-    "slat_flow": slat_recipe,
+    "trellis_ss_vae": ss_recipe,
+    "trellis_ss_flow": ss_recipe,
+    "trellis_slat_vae": slat_recipe,
+    "trellis_slat_flow": slat_recipe,
 }
 
 

@@ -66,7 +66,8 @@ def test_forbid_switches_off_the_library_code_an_exercise_would_call():
         with forbid("no such exercise"):
             pass
     assert set(LIBRARY) == {"ddim_update", "anneal_timestep", "covariance_3d", "composite_back_to_front",
-                            "fisheye_covariance_2d", "camera_plucker", "ray_box_chord", "splat_activations"}
+                            "fisheye_covariance_2d", "camera_plucker", "ray_box_chord", "splat_activations",
+                            "flow_pair", "euler_cfg", "active_voxels"}
 
 
 def test_forbid_switches_off_section_3s_rays_boxes_and_activations():
@@ -229,3 +230,24 @@ def test_chapter_0_fisheye_exercise_matches_gsplats_fisheye_projection():
     ours = namespace["fisheye_covariance_2d"](means_c, covars, torch.eye(4, dtype=torch.float64), K, eps2d=0.0)
     _, theirs = _fisheye_proj(means_c[None], covars[None], K[None], 80, 60)
     assert torch.allclose(ours, theirs[0], rtol=1e-5, atol=1e-5)
+
+
+def test_forbid_switches_off_section_4s_flow_sampler_and_shell():
+    from gsbook.diffusion import guide
+    from gsbook.flow import euler_sample as sample, interpolate, velocity_target   # bound before the guard
+    from gsbook.methods import shell_coords, surface_voxels
+
+    own_loop = sample.__wrapped__                       # the sampler's code under its no_grad wrapper
+    x, t = torch.ones(2, 3), torch.tensor([0.25, 0.5])
+    block = torch.ones(4, 4, 4, dtype=torch.bool)
+    for exercise, call in (("flow_pair", lambda: interpolate(x, x, t)), ("flow_pair", lambda: velocity_target(x, x)),
+                           ("euler_cfg", lambda: sample(lambda x_, t_: -x_, x, 2)),
+                           ("euler_cfg", lambda: own_loop(lambda x_, t_: -x_, x, 2)),
+                           ("euler_cfg", lambda: guide(x, x, 2.0)),
+                           ("active_voxels", lambda: surface_voxels(block)),
+                           ("active_voxels", lambda: shell_coords(block))):
+        with forbid(exercise), pytest.raises(AssertionError, match=f"{exercise} called the library"):
+            call()
+    # restored afterwards, with the right values
+    assert torch.allclose(sample(lambda x_, t_: torch.zeros_like(x_), x, 3), x)
+    assert surface_voxels(block).sum() == 4 ** 3 - 2 ** 3 and len(shell_coords(block)) == 56

@@ -16,7 +16,7 @@ from gsbook.zoo import model_names
 
 COMMON_FILES = {"gaussians.ply", "gaussians.splat", "turntable.png", "result.json"}
 FAST = ["--profile", "ci", "--device", "cpu", "--quiet", "--steps", "10"]
-SHIPPED = {"ss_vae", "ss_flow", "trellis_slat_vae", "trellis_slat_flow"} <= set(model_names())
+SHIPPED = {"trellis_ss_vae", "trellis_ss_flow", "trellis_slat_vae", "trellis_slat_flow"} <= set(model_names())
 needs_weights = pytest.mark.skipif(not SHIPPED, reason="the Trellis weights are not shipped in this checkout")
 
 

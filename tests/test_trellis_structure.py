@@ -128,13 +128,13 @@ def test_vae_save_and_load_round_trip(tmp_path):
     from gsbook.zoo import load_model, read_config
 
     vae = StructureVAE(StructureVAEConfig(widths=(16, 32), latent_scale=0.7)).eval()
-    vae.save_shipped({"steps": 0}, "# ss_vae\n", folder=tmp_path, half=False)
+    vae.save_shipped({"steps": 0}, "# trellis_ss_vae\n", folder=tmp_path, half=False)
     back = StructureVAE.from_shipped(device="cpu", folder=tmp_path)
     assert back.config == vae.config and back.config.latent_scale == 0.7
     z = torch.randn(1, 8, 8, 8, 8)
     assert torch.equal(back.decode_latents(z), vae.decode_latents(z))
-    assert isinstance(load_model("ss_vae", "cpu", folder=tmp_path), StructureVAE)
-    assert read_config("ss_vae", tmp_path)["class"] == "gsbook.methods.trellis.structure:StructureVAE"
+    assert isinstance(load_model("trellis_ss_vae", "cpu", folder=tmp_path), StructureVAE)
+    assert read_config("trellis_ss_vae", tmp_path)["class"] == "gsbook.methods.trellis.structure:StructureVAE"
 
 
 # ----------------------------------------------------------------------------- flow
@@ -256,7 +256,7 @@ def test_recipes_run_end_to_end_in_the_ci_profile(tmp_path, monkeypatch):
     from gsbook.train import RECIPES
 
     monkeypatch.setenv("GSBOOK_CACHE", str(tmp_path / "cache"))
-    assert {"ss_vae", "ss_flow"} <= set(RECIPES)
+    assert {"trellis_ss_vae", "trellis_ss_flow"} <= set(RECIPES)
     data = structure_data(6, "train", seed=1, progress=False)
     assert torch.equal(structure_data(6, "train", seed=1, progress=False).occupancy, data.occupancy)  # from the cache
     turned = augment_structure(data.occupancy, torch.Generator().manual_seed(0))
@@ -264,11 +264,11 @@ def test_recipes_run_end_to_end_in_the_ci_profile(tmp_path, monkeypatch):
 
     vae = run_ss_vae_recipe(StructureVAERecipe.for_profile("ci", widths=(16, 32)), out=tmp_path, resume=False,
                             device="cpu")
-    assert (tmp_path / "ss_vae.md").read_text().startswith("# ss_vae")
+    assert (tmp_path / "trellis_ss_vae.md").read_text().startswith("# trellis_ss_vae")
     assert StructureVAE.from_shipped("cpu", tmp_path).config.latent_scale == pytest.approx(vae.config.latent_scale,
                                                                                          rel=1e-6)
     run_ss_flow_recipe(StructureFlowRecipe.for_profile("ci", width=32, depth=1, heads=2), out=tmp_path,
                        resume=False, device="cpu")
-    card = (tmp_path / "ss_flow.md").read_text()
-    assert card.startswith("# ss_flow") and "held-out pairs" in card
+    card = (tmp_path / "trellis_ss_flow.md").read_text()
+    assert card.startswith("# trellis_ss_flow") and "held-out pairs" in card
     assert StructureFlow.from_shipped("cpu", tmp_path).config.width == 32

@@ -10,8 +10,8 @@ module          recipe                                                          
                 EMA, evaluation, card
 ``reconstr-``   LGM and GRM on the same data and loss: the loop, the unseen-     ``lgm``,
 ``uctor``       split evaluation against ground truth, the cards                  ``grm``
-``trellis_``    TRELLIS stage 1: ShapeWorld occupancies (cached), the structure  ``ss_vae``,
-``structure``   VAE and its latent scale, the structure flow, their evaluations  ``ss_flow``
+``trellis_``    TRELLIS stage 1: ShapeWorld occupancies (cached), the structure  ``trellis_ss_vae``,
+``structure``   VAE and its latent scale, the structure flow, their evaluations  ``trellis_ss_flow``
                 and cards
 ``trellis_``    TRELLIS stage 2: cached voxel features and views, the SLat VAE's  ``trellis_slat_vae``,
 ``slat``        render-loss loop and unseen-split PSNR; the SLat flow             ``trellis_slat_flow``

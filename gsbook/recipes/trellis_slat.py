@@ -1,4 +1,4 @@
-"""TRELLIS stage 2's recipes: ``python -m gsbook.train slat_vae``, then ``… slat_flow`` (§4).
+"""TRELLIS stage 2's recipes: ``python -m gsbook.train trellis_slat_vae``, then ``… trellis_slat_flow`` (§4).
 
 The models are :class:`~gsbook.methods.trellis.slat.SLatVAE` and
 :class:`~gsbook.methods.trellis.slat.SLatFlow`.
@@ -18,7 +18,7 @@ steps lets an interrupted run resume exactly. Evaluation (:func:`evaluate_slat_v
 of the ``unseen`` split (colour × category pairs never trained on) encoded (the latent mean) and
 decoded, rendered from 8 views at 64² that neither the features nor training used, PSNR against
 the ray-cast ground truth; beside it, ShapeWorld's own ground-truth Gaussians on the same
-views (the ceiling).
+views (for scale).
 
 **slat_flow.** The shipped VAE encodes every training asset (latent means), normalised by
 their mean and standard deviation per channel (stored in the model's config, so sampling can
@@ -208,7 +208,7 @@ def train_slat_vae(recipe: SLatVAERecipe, resume: bool = True, progress: bool = 
         start, elapsed, history = state["step"], float(state["elapsed"]), list(state["history"])
     model.train()
     t0 = time.perf_counter()
-    bar = tqdm(range(start, recipe.steps), desc="slat_vae", initial=start, total=recipe.steps, disable=not progress)
+    bar = tqdm(range(start, recipe.steps), desc="trellis_slat_vae", initial=start, total=recipe.steps, disable=not progress)
     for step in bar:
         gen = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)
         assets = torch.randint(0, len(data), (recipe.batch,), generator=gen)
@@ -253,7 +253,7 @@ def train_slat_vae(recipe: SLatVAERecipe, resume: bool = True, progress: bool = 
 @dataclass
 class SLatVAEScores:
     """Mean PSNR (dB) over views of decoded Gaussians, of ShapeWorld's ground-truth Gaussians on the
-    same views (the ceiling), median encode + decode seconds per object, Gaussians per object."""
+    same views (for scale), median encode + decode seconds per object, Gaussians per object."""
 
     psnr: float
     psnr_ceiling: float
@@ -324,10 +324,10 @@ Reproduce: `{report['command']}` (seed {report['seed']}).
 
 ## Measured quality
 Latent mean decoded, rendered from 8 views at 64² that neither the features nor training used,
-PSNR against ShapeWorld's ray-cast ground truth; the ceiling is ShapeWorld's own ground-truth
-Gaussians (4,096 per object) on the same views.
+PSNR against ShapeWorld's ray-cast ground truth. For scale, ShapeWorld's own ground-truth
+Gaussians (4,096 per object, sampled on the surface, not fitted to the views) on the same views.
 
-| split | PSNR (dB) | ceiling (dB) | Gaussians per object | encode + decode (s, median) | objects |
+| split | PSNR (dB) | ShapeWorld's Gaussians (dB) | Gaussians per object | encode + decode (s, median) | objects |
 |---|---|---|---|---|---|
 | unseen | {unseen.psnr:.2f} | {unseen.psnr_ceiling:.2f} | {unseen.gaussians:,} | {unseen.seconds:.3f} | {unseen.n} |
 | train | {seen.psnr:.2f} | {seen.psnr_ceiling:.2f} | {seen.gaussians:,} | {seen.seconds:.3f} | {seen.n} |
@@ -336,7 +336,7 @@ Gaussians (4,096 per object) on the same views.
 
 def run_slat_vae_recipe(recipe: SLatVAERecipe, out: Path | str | None = None, resume: bool = True,
                         device: str | torch.device | None = None, eval_assets: int = 50,
-                        command: str = "python -m gsbook.train slat_vae") -> SLatVAE:
+                        command: str = "python -m gsbook.train trellis_slat_vae") -> SLatVAE:
     """Train, evaluate, write ``trellis_slat_vae.safetensors``, ``.json`` and the card."""
     t0 = time.perf_counter()
     model, report = train_slat_vae(recipe, resume=resume, device=device)
@@ -358,7 +358,7 @@ def run_slat_vae_recipe(recipe: SLatVAERecipe, out: Path | str | None = None, re
 class SLatFlowRecipe:
     """Training settings of the SLat flow (needs the shipped ``trellis_slat_vae``)."""
 
-    steps: int = 4000
+    steps: int = 8000
     batch: int = 8
     lr: float = 5e-4
     warmup: int = 100
@@ -366,7 +366,7 @@ class SLatFlowRecipe:
     weight_decay: float = 1e-2
     grad_clip: float = 1.0
     caption_dropout: float = 0.1
-    n_assets: int = 500
+    n_assets: int = 1000
     data_seed: int = 4000
     seed: int = 0
     checkpoint_every: int = 250
@@ -434,7 +434,7 @@ def train_slat_flow(recipe: SLatFlowRecipe, vae: SLatVAE | None = None, resume: 
         start, elapsed, losses = state["step"], float(state["elapsed"]), list(state["losses"])
     model.train()
     t0 = time.perf_counter()
-    bar = tqdm(range(start, recipe.steps), desc="slat_flow", initial=start, total=recipe.steps, disable=not progress)
+    bar = tqdm(range(start, recipe.steps), desc="trellis_slat_flow", initial=start, total=recipe.steps, disable=not progress)
     for step in bar:
         gen = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)
         assets = torch.randint(0, len(data), (recipe.batch,), generator=gen).tolist()
@@ -540,7 +540,7 @@ caption → SLat (25 Euler steps, guidance 3) → the VAE's Gaussian decoder →
 
 def run_slat_flow_recipe(recipe: SLatFlowRecipe, out: Path | str | None = None, resume: bool = True,
                          device: str | torch.device | None = None, eval_assets: int = 20,
-                         command: str = "python -m gsbook.train slat_flow") -> SLatFlow:
+                         command: str = "python -m gsbook.train trellis_slat_flow") -> SLatFlow:
     """Train and write ``trellis_slat_flow.safetensors``, ``.json`` and the card."""
     vae = SLatVAE.from_shipped(device="cpu", folder=out)
     model, report = train_slat_flow(recipe, vae, resume=resume, device=device)

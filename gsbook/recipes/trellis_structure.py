@@ -1,4 +1,4 @@
-"""TRELLIS stage 1's recipes: ``python -m gsbook.train ss_vae``, then ``python -m gsbook.train ss_flow``
+"""TRELLIS stage 1's recipes: ``python -m gsbook.train trellis_ss_vae``, then ``python -m gsbook.train trellis_ss_flow``
 (the models are :class:`gsbook.methods.trellis.StructureVAE` and :class:`~gsbook.methods.trellis.StructureFlow`;
 taught in §4).
 
@@ -8,13 +8,13 @@ computed once and cached bit-packed under ``$GSBOOK_CACHE/trellis``. A structure
 depend on colour, so the VAE is evaluated on held-out *assets* (the ``val`` split: other
 seeds, other proportions and turns).
 
-* ``ss_vae``: occupancy → posterior → occupancy, BCE + Dice + a small KL; each batch turned
+* ``trellis_ss_vae``: occupancy → posterior → occupancy, BCE + Dice + a small KL; each batch turned
   by random quarter turns about +y and mirrored at random (a structure's caption does not
   change when it turns). Evaluation: the mean IoU of the round trip on held-out assets
   (issue criterion ≥ 0.95). Afterwards the recipe measures the standard deviation of the
   posterior means over the training data and stores ``1 / std`` as the VAE's
   ``latent_scale``, so that the flow's data has unit scale.
-* ``ss_flow``: the shipped VAE's latents of the training assets (posterior means × scale),
+* ``trellis_ss_flow``: the shipped VAE's latents of the training assets (posterior means × scale),
   the rectified-flow loss at logit-normal times (:func:`gsbook.flow.flow_loss`), captions
   dropped to ``""`` 10 % of the time, an EMA of the weights (what is shipped). Evaluation:
   structures drawn for captions of seen and of held-out colour × category pairs, compared
@@ -180,7 +180,7 @@ def train_ss_vae(recipe: StructureVAERecipe, resume: bool = True, progress: bool
         start, elapsed, history = state["step"], float(state["elapsed"]), list(state["history"])
     model.train()
     t0 = time.perf_counter()
-    bar = tqdm(range(start, recipe.steps), desc="ss_vae", initial=start, total=recipe.steps, disable=not progress)
+    bar = tqdm(range(start, recipe.steps), desc="trellis_ss_vae", initial=start, total=recipe.steps, disable=not progress)
     for step in bar:
         gen = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)
         idx = torch.randint(0, len(data), (recipe.batch,), generator=gen)
@@ -236,7 +236,7 @@ def evaluate_ss_vae(vae: StructureVAE, n: int = 200, seed: int = 4100, progress:
 
 def ss_vae_card(report: dict, quality: dict) -> str:
     cats = ", ".join(f"{k} {v:.3f}" for k, v in quality["iou_per_category"].items())
-    return f"""# ss_vae — TRELLIS stage 1: the sparse-structure VAE (32³ → 8³ × 8)
+    return f"""# trellis_ss_vae — TRELLIS stage 1: the sparse-structure VAE (32³ → 8³ × 8)
 
 §4's structure autoencoder: a ShapeWorld object's solid occupancy at 32³ (axes x, y, z, +y up)
 → a dense 8³ × 8 latent → occupancy logits (TRELLIS: 64³ → 16³ × 8). 3D convolutions with
@@ -255,7 +255,7 @@ turned by random quarter turns about +y and mirrored at random.
 Wall time {report['wall_time_s'] / 60:.1f} min of training (summed over resumed runs), {report['data_time_s'] / 60:.1f} min
 of data, {report['eval_time_s'] / 60:.1f} min of evaluation, on {report['hardware']}.
 
-Reproduce: `python -m gsbook.train ss_vae` (seed {report['seed']}).
+Reproduce: `python -m gsbook.train trellis_ss_vae` (seed {report['seed']}).
 
 ## Measured quality
 Round trip (posterior mean, logits > 0) on {quality['n']} held-out assets (`val` split, seed {quality['seed']}):
@@ -270,7 +270,7 @@ Per category: {cats}.
 
 def run_ss_vae_recipe(recipe: StructureVAERecipe, out: Path | str | None = None, resume: bool = True,
                       device: str | torch.device | None = None, scale_assets: int = 1000) -> StructureVAE:
-    """Train, set the latent scale, evaluate, write ``ss_vae.safetensors``, ``.json`` and the card."""
+    """Train, set the latent scale, evaluate, write ``trellis_ss_vae.safetensors``, ``.json`` and the card."""
     t0 = time.perf_counter()
     model, report = train_ss_vae(recipe, resume=resume, device=device)
     report["hardware"] = hardware(device)
@@ -294,7 +294,7 @@ class StructureFlowRecipe:
     """The structure flow's training settings; the defaults are the shipped CPU recipe (estimated
     30-45 min on 2 idle cores: about 0.6-0.9 s a step)."""
 
-    steps: int = 2000
+    steps: int = 1500
     batch: int = 32
     lr: float = 5e-4
     warmup: int = 200
@@ -379,7 +379,7 @@ def train_ss_flow(recipe: StructureFlowRecipe, vae: StructureVAE, resume: bool =
     model.train()
     t0 = time.perf_counter()
     empty = len(data.captions) - 1
-    bar = tqdm(range(start, recipe.steps), desc="ss_flow", initial=start, total=recipe.steps, disable=not progress)
+    bar = tqdm(range(start, recipe.steps), desc="trellis_ss_flow", initial=start, total=recipe.steps, disable=not progress)
     for step in bar:
         gen = torch.Generator().manual_seed(recipe.seed * 1_000_003 + step)
         idx = torch.randint(0, len(data.latents), (recipe.batch,), generator=gen)
@@ -454,9 +454,9 @@ def ss_flow_card(report: dict, quality: dict) -> str:
     rows = "\n".join(f"| {k} | {v['iou_nearest_same_category']:.3f} | {v['nearest_is_caption_category']:.1%} | "
                      f"{v['occupied_fraction']:.2%} | {v['n']} |"
                      for k, v in quality.items() if isinstance(v, dict) and "n" in v)
-    return f"""# ss_flow — TRELLIS stage 1: the sparse-structure flow transformer
+    return f"""# trellis_ss_flow — TRELLIS stage 1: the sparse-structure flow transformer
 
-§4's first flow: caption → the 8³ × 8 latent of `ss_vae` (decoded to a 32³ occupancy). A DiT:
+§4's first flow: caption → the 8³ × 8 latent of `trellis_ss_vae` (decoded to a 32³ occupancy). A DiT:
 patches of {report['patch']}³ latent voxels → {(8 // report['patch']) ** 3} tokens of width {report['width']} with fixed 3D sine
 positions; {report['depth']} blocks of adaLN-Zero-modulated self-attention (queries and keys RMS-normalised) and MLP,
 with cross-attention to the caption's MiniLM tokens; the time (and the pooled caption) modulate every
@@ -464,7 +464,7 @@ block. {report['parameters']:,} parameters, stored as float16; an EMA of the wei
 
 ## Data
 ShapeWorld `train` split, {report['n_assets']} assets (seed {report['data_seed']}), {report['captions']} distinct captions;
-the latents are `ss_vae`'s posterior means × its latent scale. The `unseen` colour × category pairs are
+the latents are `trellis_ss_vae`'s posterior means × its latent scale. The `unseen` colour × category pairs are
 never shown.
 
 ## Training
@@ -475,7 +475,7 @@ AdamW (lr {report['lr']}, warm-up {report['warmup']}, cosine decay to {report['m
 Wall time {report['wall_time_s'] / 60:.1f} min of training (summed over resumed runs), {report['data_time_s'] / 60:.1f} min
 of data, {report['eval_time_s'] / 60:.1f} min of evaluation, on {report['hardware']}.
 
-Reproduce: `python -m gsbook.train ss_flow` (seed {report['seed']}; needs the shipped `ss_vae`).
+Reproduce: `python -m gsbook.train trellis_ss_flow` (seed {report['seed']}; needs the shipped `trellis_ss_vae`).
 
 ## Measured quality
 {report['sample_steps']} Euler steps, guidance {report['guidance']}. Each structure compared with
@@ -493,13 +493,13 @@ on {quality['threads']} thread(s).
 
 def run_ss_flow_recipe(recipe: StructureFlowRecipe, out: Path | str | None = None, resume: bool = True,
                        device: str | torch.device | None = None, vae: StructureVAE | None = None) -> StructureFlow:
-    """Train on the shipped ``ss_vae`` (or ``vae``; from ``out`` when that folder has one), evaluate,
-    write ``ss_flow.safetensors``, ``.json`` and the card."""
+    """Train on the shipped ``trellis_ss_vae`` (or ``vae``; from ``out`` when that folder has one), evaluate,
+    write ``trellis_ss_flow.safetensors``, ``.json`` and the card."""
     from ..zoo import weight_paths
 
     t0 = time.perf_counter()
     if vae is None:
-        folder = out if out is not None and weight_paths("ss_vae", out)[0].exists() else None
+        folder = out if out is not None and weight_paths("trellis_ss_vae", out)[0].exists() else None
         vae = StructureVAE.from_shipped(device="cpu", folder=folder)
     model, report = train_ss_flow(recipe, vae, resume=resume, device=device)
     report["hardware"] = hardware(device)

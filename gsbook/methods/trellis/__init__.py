@@ -21,8 +21,8 @@ module         holds                                                            
 makes the two edits (:func:`edit_appearance`, :func:`edit_region`).
 
 The recipes that train the models are :mod:`gsbook.recipes.trellis_structure`
-(``python -m gsbook.train ss_vae``, ``ss_flow``) and :mod:`gsbook.recipes.trellis_slat`
-(``slat_vae``, ``slat_flow``).
+(``python -m gsbook.train trellis_ss_vae``, ``trellis_ss_flow``) and :mod:`gsbook.recipes.trellis_slat`
+(``trellis_slat_vae``, ``trellis_slat_flow``).
 """
 
 from gsbook.methods.trellis.structure import (STRUCTURE_RESOLUTION, StructureAttention, StructureDiTBlock,
@@ -37,7 +37,8 @@ from gsbook.methods.trellis.slat import (GAUSSIAN_CHANNELS, SLAT_CHANNELS, SLAT_
                                          position_embedding, sample_slat, shell_coords, slat_flow_loss, slat_vae_loss,
                                          sparse_attention, voxel_centres, voxel_features, voxel_visibility)
 from gsbook.methods.trellis.pipeline import (TrellisConfig, TrellisModels, TrellisResult, decode_slat,
-                                             edit_appearance, edit_region, trellis_text_to_3d)
+                                             edit_appearance, edit_region, trellis_text_to_3d, voxel_gaussians,
+                                             voxel_normals)
 
 __all__ = ["STRUCTURE_RESOLUTION", "structure_grid", "surface_voxels", "occupied_fraction", "voxel_iou",
            "fold3d", "unfold3d", "StructureVAEConfig", "StructureResBlock", "StructureVAE", "structure_vae_loss",
@@ -48,4 +49,4 @@ __all__ = ["STRUCTURE_RESOLUTION", "structure_grid", "surface_voxels", "occupied
            "position_embedding", "VoxelAttention", "VoxelBlock", "SLatVAEConfig", "SLatVAE", "SLatEncoding",
            "slat_vae_loss", "hammersley", "coarsen", "SLatFlowConfig", "SLatFlow", "slat_flow_loss", "sample_slat",
            "TrellisConfig", "TrellisModels", "TrellisResult", "trellis_text_to_3d", "decode_slat", "edit_appearance",
-           "edit_region"]
+           "edit_region", "voxel_normals", "voxel_gaussians"]

@@ -20,14 +20,16 @@ import time
 from dataclasses import dataclass, field, replace
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from gsbook.gaussians import Gaussians
-from gsbook.methods.trellis.slat import SLatFlow, SLatVAE, pad_voxels, sample_slat, shell_coords
+from gsbook.methods.trellis.slat import SLatFlow, SLatVAE, pad_voxels, sample_slat, shell_coords, voxel_centres
 from gsbook.methods.trellis.structure import StructureFlow, StructureVAE, sample_structure, top_region_mask
+from gsbook.world import BOUND
 
 __all__ = ["TrellisConfig", "TrellisModels", "TrellisResult", "trellis_text_to_3d", "decode_slat",
-           "edit_appearance", "edit_region"]
+           "edit_appearance", "edit_region", "voxel_normals", "voxel_gaussians"]
 
 
 @dataclass
@@ -114,6 +116,50 @@ def decode_slat(models: TrellisModels, coords: Tensor, slat: Tensor) -> Gaussian
     padded, mask = pad_voxels([coords.to(device)])
     z, _ = pad_voxels([slat.to(device)])
     return models.slat_vae.decode(z, padded, mask)[0].detach()
+
+
+VOXEL_LOW, VOXEL_HIGH = (0.16, 0.38, 0.62), (0.96, 0.72, 0.30)   # voxel colours at the bottom and top of the grid
+VOXEL_LIGHT = (0.4, 1.0, 0.9)      # toward the light: above, from a camera's side (world x, y, z)
+
+
+def voxel_normals(occupancy: Tensor, coords: Tensor) -> Tensor:
+    """Outward normals ``[N, 3]`` (unit; zero where none) of the voxels ``coords [N, 3]`` of
+    ``occupancy [R, R, R]``: the sum of the directions toward their empty 6-neighbours
+    (outside the grid counts as empty)."""
+    padded = F.pad(occupancy.float()[None, None], (1, 1, 1, 1, 1, 1))[0, 0] > 0
+    i, j, k = (coords + 1).unbind(-1)                                        # indices into the padded grid
+    normal = torch.zeros(len(coords), 3)
+    for axis in range(3):
+        for sign in (-1, 1):
+            step = [0, 0, 0]
+            step[axis] = sign
+            empty = ~padded[i + step[0], j + step[1], k + step[2]]
+            normal[:, axis] += sign * empty.float()
+    return F.normalize(normal, dim=-1)
+
+
+def voxel_gaussians(occupancy: Tensor) -> Gaussians | None:
+    """A structure made visible: the shell of ``occupancy [R, R, R]`` (bool; axes x, y, z, +y up)
+    as one small opaque Gaussian per voxel, coloured by height and shaded by a light above;
+    ``None`` when nothing is occupied.
+
+    Only the shell is drawn: the interior is hidden behind it anyway, and it is what stage 2
+    puts its latents on.
+    """
+    occupancy = occupancy.cpu()
+    R = occupancy.shape[-1]
+    coords = shell_coords(occupancy)                                           # [N, 3]
+    if len(coords) == 0:
+        return None
+    means = voxel_centres(coords, R, BOUND)                                    # [N, 3]
+    height = ((means[:, 1:2] + BOUND) / (2 * BOUND)).clamp(0, 1)               # [N, 1] in [0, 1]
+    rgb = torch.tensor(VOXEL_LOW) * (1 - height) + torch.tensor(VOXEL_HIGH) * height
+    # flat colours read as a silhouette; a little Lambert shading shows the shape's relief
+    light = F.normalize(torch.tensor(VOXEL_LIGHT), dim=0)
+    rgb = rgb * (0.55 + 0.45 * (voxel_normals(occupancy, coords) @ light).clamp_min(0))[:, None]
+    # σ = 0.45 voxel: neighbours overlap into a surface, single voxels still read as blocks
+    return Gaussians.from_activated(means, torch.full_like(means, 0.45 * 2 * BOUND / R),
+                                    torch.full((len(means),), 0.95), rgb)
 
 
 def _generator(seed: int, stage: int) -> torch.Generator:

@@ -467,7 +467,7 @@ class SLatVAE(nn.Module, ShippedModel):
     ``forward`` does both.
     """
 
-    shipped_name = "trellis_slat_vae"     # gsbook/weights/trellis_slat_vae.*, ``python -m gsbook.train slat_vae``
+    shipped_name = "trellis_slat_vae"     # gsbook/weights/trellis_slat_vae.*, ``python -m gsbook.train trellis_slat_vae``
 
     def __init__(self, config: SLatVAEConfig | None = None) -> None:
         super().__init__()

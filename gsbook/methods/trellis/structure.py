@@ -26,8 +26,8 @@ TRELLIS' own sizes (its ``ss_flow_img_dit_L_16l8`` config: a 16³ × 8 latent, p
 captions dropped 10 % of the time, logit-normal times with mean 1 and std 1, σ_min 1e-5) are
 far beyond two CPU cores; the book keeps the architecture and shrinks every number
 (:class:`StructureVAEConfig`, :class:`StructureFlowConfig`). The recipes that train both
-models are :mod:`gsbook.recipes.trellis_structure` (``python -m gsbook.train ss_vae``, then
-``ss_flow``).
+models are :mod:`gsbook.recipes.trellis_structure` (``python -m gsbook.train trellis_ss_vae``, then
+``trellis_ss_flow``).
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ class StructureVAE(nn.Module, ShippedModel):
     voxel block, unfolded into the ``R³`` occupancy logits.
     """
 
-    shipped_name = "ss_vae"
+    shipped_name = "trellis_ss_vae"
 
     def __init__(self, config: StructureVAEConfig | None = None) -> None:
         super().__init__()
@@ -459,7 +459,7 @@ class StructureFlow(nn.Module, ShippedModel):
     initialisation) back to ``p³ × 8`` numbers per token → unpatchify.
     """
 
-    shipped_name = "ss_flow"
+    shipped_name = "trellis_ss_flow"
 
     def __init__(self, config: StructureFlowConfig | None = None) -> None:
         super().__init__()
