@@ -294,3 +294,33 @@ def test_static_four_views_figure_switches_views_and_orbits(page, base_url, arti
     fig.screenshot(path=str(artifacts / "03_lgm_grm-figure3-prior.png"))
     assert not page.js_errors, page.js_errors
     assert external_requests == [], f"the figure tried to reach the network: {external_requests[:5]}"
+
+
+def test_static_flow_steps_figure_walks_both_stages(page, base_url, artifacts, external_requests):
+    """§4's flow, step by step: stage 1's structure frames, then stage 2's Gaussians, with no kernel."""
+    goto(page, f"{base_url}/chapters/04_trellis.html")
+    fig = page.locator(".gsbook-player[data-figure=flow_steps]")
+    assert fig.count() == 1, "the static flow-steps figure is missing (or the live widget was shown instead)"
+    fig.scroll_into_view_if_needed()
+    frames, split = int(fig.get_attribute("data-frames")), int(fig.get_attribute("data-split"))
+    assert 0 < split < frames, "frames of both stages"
+    frame, readout = fig.locator("img.gsbook-frame"), fig.locator(".gsbook-readout")
+    src0 = frame.get_attribute("src")
+    assert src0.startswith("data:image/png;base64,") and "t = 1.00" in readout.inner_text()
+    assert fig.get_attribute("data-stage") == "1"
+    fig.screenshot(path=str(artifacts / "04_trellis-flow-steps-start.png"))
+
+    fig.locator("[data-action=step]").click()
+    assert fig.get_attribute("data-frame") == "1" and frame.get_attribute("src") != src0
+
+    slider = fig.locator("input[type=range]")
+    slider.fill(str(frames - 1))
+    slider.dispatch_event("input")
+    assert fig.get_attribute("data-stage") == "2" and "t = 0.00" in readout.inner_text()
+    assert frame.get_attribute("src") not in (src0,)
+    fig.screenshot(path=str(artifacts / "04_trellis-flow-steps-end.png"))
+
+    fig.locator("[data-action=reset]").click()
+    assert fig.get_attribute("data-frame") == "0" and frame.get_attribute("src") == src0
+    assert not page.js_errors, page.js_errors
+    assert external_requests == [], f"the figure tried to reach the network: {external_requests[:5]}"
