@@ -46,6 +46,7 @@ from gsbook.methods import DreamGaussian, DreamGaussianConfig
 from gsbook.render import render
 from gsbook.sds import BookPrior
 from widgets import sds_loop
+from widgets.player import CONTROLS_JS
 
 __all__ = ["figure", "ConvergenceFigure", "figure_config", "densify_steps", "frame_stride", "render_view",
            "readout", "badge", "counter_html", "curves_svg", "precompute", "static_html", "live"]
@@ -301,8 +302,8 @@ _PLAYER_JS = """
   var d = JSON.parse(root.querySelector("script.gsbook-data").textContent);
   function q(s) { return root.querySelector(s); }
   var img = q("img.gsbook-frame"), out = q(".gsbook-readout"), slider = q("input[type=range]");
-  var counter = q(".gsbook-ncounter"), nEl = q(".gsbook-n"), dnEl = q(".gsbook-dn"), playBtn = q("[data-action=play]");
-  var last = d.frames.length - 1, i = 0, timer = null;
+  var counter = q(".gsbook-ncounter"), nEl = q(".gsbook-n"), dnEl = q(".gsbook-dn");
+  var last = d.frames.length - 1, i = 0;
   function mark(name, p) {
     var dot = q("circle[data-marker=" + name + "]"), line = q("line[data-marker-line=" + name + "]");
     if (!dot) return;
@@ -323,19 +324,7 @@ _PLAYER_JS = """
     root.setAttribute("data-iteration", d.iterations[i]);
     root.setAttribute("data-n", d.n[i]);
   }
-  function stop() { if (timer) { clearInterval(timer); timer = null; } playBtn.textContent = "▶ play · 播放"; }
-  function play() {
-    if (i >= last) show(0);
-    playBtn.textContent = "❚❚ pause · 暂停";
-    timer = setInterval(function () { if (i >= last) stop(); else show(i + 1); }, %(interval)d);
-  }
-  playBtn.onclick = function () { if (timer) stop(); else play(); };
-  q("[data-action=step]").onclick = function () { stop(); show(i + 1); };
-  q("[data-action=reset]").onclick = function () { stop(); show(0); };
-  slider.oninput = function () { stop(); show(parseInt(slider.value, 10)); };
-  show(0);
-})();
-"""
+""" + CONTROLS_JS
 
 
 def static_html(rec: dict, caption: str = "", scale: int = SCALE) -> str:

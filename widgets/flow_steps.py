@@ -41,6 +41,7 @@ from gsbook.methods import (TrellisModels, decode_slat, sample_slat, sample_stru
                             voxel_gaussians)
 from gsbook.render import render
 from widgets import sds_loop
+from widgets.player import CONTROLS_JS
 
 __all__ = ["FlowFrames", "trellis_frames", "kept_steps", "view", "render_gaussians",
            "render_occupancy", "labels", "static_html", "live", "FlowStepsFigure", "figure", "STAGES"]
@@ -199,8 +200,8 @@ _PLAYER_JS = """
   var d = JSON.parse(root.querySelector("script.gsbook-data").textContent);
   function q(s) { return root.querySelector(s); }
   var img = q("img.gsbook-frame"), out = q(".gsbook-readout"), slider = q("input[type=range]");
-  var playBtn = q("[data-action=play]"), stages = root.querySelectorAll(".gsbook-stage");
-  var last = d.frames.length - 1, i = 0, timer = null;
+  var stages = root.querySelectorAll(".gsbook-stage");
+  var last = d.frames.length - 1, i = 0;
   function show(k) {
     i = Math.max(0, Math.min(last, k));
     var stage = i < d.split ? 1 : 2;
@@ -213,19 +214,7 @@ _PLAYER_JS = """
     root.setAttribute("data-frame", i);
     root.setAttribute("data-stage", stage);
   }
-  function stop() { if (timer) { clearInterval(timer); timer = null; } playBtn.textContent = "▶ play · 播放"; }
-  function play() {
-    if (i >= last) show(0);
-    playBtn.textContent = "❚❚ pause · 暂停";
-    timer = setInterval(function () { if (i >= last) stop(); else show(i + 1); }, %(interval)d);
-  }
-  playBtn.onclick = function () { if (timer) stop(); else play(); };
-  q("[data-action=step]").onclick = function () { stop(); show(i + 1); };
-  q("[data-action=reset]").onclick = function () { stop(); show(0); };
-  slider.oninput = function () { stop(); show(parseInt(slider.value, 10)); };
-  show(0);
-})();
-"""
+""" + CONTROLS_JS
 
 
 def static_html(frames: list[bytes], split: int, readouts: list[str], size: int, caption: str = "",
