@@ -42,6 +42,7 @@ exercise                       chapter  the library code :func:`forbid` switches
 ``euler_cfg``                  §4       ``gsbook.flow.euler_sample`` (its code under the ``no_grad``
                                         wrapper too), ``gsbook.diffusion``'s ``guide``
 ``active_voxels``              §4       ``gsbook.methods.trellis``' ``surface_voxels`` / ``shell_coords``
+``month_gap``                  §6       ``gsbook.era.months_between``
 =============================  =======  ===========================================================
 """
 
@@ -81,6 +82,7 @@ LIBRARY: dict[str, tuple[str, ...]] = {
     # listed before the wrapper, which is then replaced by a mock (targets are switched off in order)
     "euler_cfg": ("gsbook.flow.euler_sample.__wrapped__", "gsbook.flow.euler_sample", "gsbook.diffusion.noise.guide"),
     "active_voxels": ("gsbook.methods.trellis.structure.surface_voxels", "gsbook.methods.trellis.slat.shell_coords"),
+    "month_gap": ("gsbook.era.months_between",),
 }
 
 

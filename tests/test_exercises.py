@@ -67,7 +67,7 @@ def test_forbid_switches_off_the_library_code_an_exercise_would_call():
             pass
     assert set(LIBRARY) == {"ddim_update", "anneal_timestep", "covariance_3d", "composite_back_to_front",
                             "fisheye_covariance_2d", "camera_plucker", "ray_box_chord", "splat_activations",
-                            "flow_pair", "euler_cfg", "active_voxels"}
+                            "flow_pair", "euler_cfg", "active_voxels", "month_gap"}
 
 
 def test_forbid_switches_off_section_3s_rays_boxes_and_activations():
@@ -251,3 +251,11 @@ def test_forbid_switches_off_section_4s_flow_sampler_and_shell():
     # restored afterwards, with the right values
     assert torch.allclose(sample(lambda x_, t_: torch.zeros_like(x_), x, 3), x)
     assert surface_voxels(block).sum() == 4 ** 3 - 2 ** 3 and len(shell_coords(block)) == 56
+
+
+def test_forbid_switches_off_section_6s_month_count():
+    from gsbook.era import months_between as gap                       # bound before the guard
+
+    with forbid("month_gap"), pytest.raises(AssertionError, match="month_gap called the library"):
+        gap("2023-09-01", "2024-01-15")
+    assert gap("2023-09-01", "2024-01-15") == 4                          # restored
