@@ -46,7 +46,7 @@ from gsbook.methods import DreamGaussian, DreamGaussianConfig
 from gsbook.render import render
 from gsbook.sds import BookPrior
 from widgets import sds_loop
-from widgets.player import CONTROLS_JS
+from widgets.player import CONTROLS_JS, OPEN_JS
 
 __all__ = ["figure", "ConvergenceFigure", "figure_config", "densify_steps", "frame_stride", "render_view",
            "readout", "badge", "counter_html", "curves_svg", "precompute", "static_html", "live"]
@@ -294,13 +294,7 @@ def jumps(n: list[int]) -> list[int]:
 
 
 # ----------------------------------------------------------------------------- static player
-_PLAYER_JS = """
-(function () {
-  var root = document.getElementById(%(id)s);
-  if (!root || root.dataset.ready) return;
-  root.dataset.ready = "1";
-  var d = JSON.parse(root.querySelector("script.gsbook-data").textContent);
-  function q(s) { return root.querySelector(s); }
+_PLAYER_JS = OPEN_JS + """
   var img = q("img.gsbook-frame"), out = q(".gsbook-readout"), slider = q("input[type=range]");
   var counter = q(".gsbook-ncounter"), nEl = q(".gsbook-n"), dnEl = q(".gsbook-dn");
   var last = d.frames.length - 1, i = 0;

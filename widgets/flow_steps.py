@@ -41,7 +41,7 @@ from gsbook.methods import (TrellisModels, decode_slat, sample_slat, sample_stru
                             voxel_gaussians)
 from gsbook.render import render
 from widgets import sds_loop
-from widgets.player import CONTROLS_JS
+from widgets.player import CONTROLS_JS, OPEN_JS
 
 __all__ = ["FlowFrames", "trellis_frames", "kept_steps", "view", "render_gaussians",
            "render_occupancy", "labels", "static_html", "live", "FlowStepsFigure", "figure", "STAGES"]
@@ -192,13 +192,7 @@ def _png(image: Tensor) -> bytes:
     return buf.getvalue()
 
 
-_PLAYER_JS = """
-(function () {
-  var root = document.getElementById(%(id)s);
-  if (!root || root.dataset.ready) return;
-  root.dataset.ready = "1";
-  var d = JSON.parse(root.querySelector("script.gsbook-data").textContent);
-  function q(s) { return root.querySelector(s); }
+_PLAYER_JS = OPEN_JS + """
   var img = q("img.gsbook-frame"), out = q(".gsbook-readout"), slider = q("input[type=range]");
   var stages = root.querySelectorAll(".gsbook-stage");
   var last = d.frames.length - 1, i = 0;

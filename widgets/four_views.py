@@ -34,6 +34,7 @@ from gsbook.gaussians import Gaussians
 from gsbook.images import to_pil
 from gsbook.methods import LGM, ground_truth_views, key_background, reconstruct, upsample_views
 from gsbook.render import render
+from widgets.player import OPEN_JS
 
 __all__ = ["Source", "attention_to_query", "overlay", "orbit_render", "precompute", "static_html", "live",
            "FourViewsFigure", "figure", "ELEVATION"]
@@ -140,13 +141,7 @@ def precompute(model: LGM, sources: dict[str, Tensor], azimuths: int = 24) -> li
 
 
 # ----------------------------------------------------------------------------- static player
-_JS = """
-(function () {
-  var root = document.getElementById(%(id)s);
-  if (!root || root.dataset.ready) return;
-  root.dataset.ready = "1";
-  var d = JSON.parse(root.querySelector("script.gsbook-data").textContent);
-  function q(s) { return root.querySelector(s); }
+_JS = OPEN_JS + """
   var src = 0, az = 0, slider = q("input[type=range]");
   function show() {
     var s = d.sources[src];

@@ -1,7 +1,10 @@
-"""The transport of the book's static frame players: play/pause, step, reset and a slider.
+"""The shared parts of the book's static players' scripts: the opening and the transport.
 
-A static figure (:mod:`widgets.convergence`, :mod:`widgets.flow_steps`) embeds its frames and
-one ``<script>`` that defines ``show(k)`` (draw frame ``k``, clamped, and remember it in ``i``)
+:data:`OPEN_JS` opens a figure's script: it finds the figure by its ``%(id)s``, runs once, reads
+the JSON the figure embeds into ``d`` and defines ``q`` (a query inside the figure); used by
+:mod:`widgets.convergence`, :mod:`widgets.flow_steps` and :mod:`widgets.four_views`.
+
+A figure with frames (:mod:`widgets.convergence`, :mod:`widgets.flow_steps`) then defines ``show(k)`` (draw frame ``k``, clamped, and remember it in ``i``)
 over ``last`` frames, then appends :data:`CONTROLS_JS`, which wires the buttons
 ``[data-action=play|step|reset]`` and the ``input[type=range]`` slider to ``show``. The snippet
 is pasted into each figure's own script, so every page stays self-contained (no shared file,
@@ -9,7 +12,16 @@ no network), and it expects ``q`` (a query inside the figure), ``i``, ``last`` a
 scope. Its ``%(interval)d`` is the milliseconds between frames while playing.
 """
 
-__all__ = ["CONTROLS_JS"]
+__all__ = ["OPEN_JS", "CONTROLS_JS"]
+
+OPEN_JS = """
+(function () {
+  var root = document.getElementById(%(id)s);
+  if (!root || root.dataset.ready) return;
+  root.dataset.ready = "1";
+  var d = JSON.parse(root.querySelector("script.gsbook-data").textContent);
+  function q(s) { return root.querySelector(s); }
+"""
 
 CONTROLS_JS = """
   var playBtn = q("[data-action=play]"), controlSlider = q("input[type=range]"), timer = null;
