@@ -175,6 +175,18 @@ def object_extent(views, threshold: float = 0.2, quantile: float = 0.98) -> floa
     return 0.0 if distances.numel() == 0 else (torch.quantile(distances, quantile).item() + 0.5) / S
 
 
+def largest_box(views, threshold: float = 0.1) -> float:
+    """The largest side of the object's bounding box over ``views [V, S, S, 3]`` on white, as a
+    fraction of S (what LGM's ``recenter`` sets to ``1 − 2 · border_ratio``)."""
+    mask = (1 - views).amax(-1) > threshold
+    sides = []
+    for rows, cols in zip(mask.any(-1), mask.any(-2)):
+        if rows.any():
+            r, c = rows.nonzero(), cols.nonzero()
+            sides.append(max(int(r[-1] - r[0]), int(c[-1] - c[0])) + 1)
+    return max(sides, default=0) / views.shape[-2]
+
+
 def measure_framing(models: dict, args) -> dict:
     import statistics
 
@@ -189,8 +201,14 @@ def measure_framing(models: dict, args) -> dict:
                                         generator=torch.Generator().manual_seed(0)))
     prior = [object_extent(v) for v in drawn]
     truth = [object_extent(ground_truth_views(c, seed=i, size=32)) for i, c in enumerate(captions)]
+    # ShapeWorld's framing as LGM's border ratio: the largest bounding box of each object's four
+    # views at 64², median over 200 train assets (SHAPEWORLD_BORDER in gsbook.methods.feedforward).
+    boxes = [largest_box(ground_truth_views(c, seed=i, size=64)) for i, c in enumerate(split_captions(200, "train", 11))]
     return {"captions": captions, "prior_extent": statistics.median(prior), "truth_extent": statistics.median(truth),
-            "prior_extents": [round(e, 3) for e in prior], "truth_extents": [round(e, 3) for e in truth]}
+            "prior_extents": [round(e, 3) for e in prior], "truth_extents": [round(e, 3) for e in truth],
+            "truth_box": statistics.median(boxes), "truth_border": (1 - statistics.median(boxes)) / 2,
+            "truth_box_deciles": [round(q, 3) for q in statistics.quantiles(boxes, n=10)],
+            "prior_box": statistics.median(largest_box(v) for v in drawn)}
 
 
 def measure_reconstruction(models: dict, args) -> dict:
@@ -209,20 +227,29 @@ def measure_reconstruction(models: dict, args) -> dict:
     return out
 
 
-def _text_rows(models: dict, prompts: list[str], image_of=None) -> dict:
+def _text_rows(models: dict, prompts: list[str], image_of=None, **overrides) -> dict:
+    """Each prompt through the pipeline once (the prior's draw and LGM), GRM on the same four
+    views; both judged over the 8 turntable views. ``overrides``: FeedForwardConfig fields."""
+    import dataclasses
+    import time
+
     import torch
 
-    from gsbook.methods.feedforward import FeedForwardConfig, feedforward_text_to_3d
+    from gsbook.methods.feedforward import FeedForwardConfig, feedforward_text_to_3d, reconstruct
 
-    config = FeedForwardConfig.for_profile("cpu")
+    config = FeedForwardConfig.for_profile("cpu", **overrides)
     rows, pictures = [], []
+    names = [name for name in ("lgm", "grm") if models[name] is not None]
     for i, prompt in enumerate(prompts):
         image = image_of(i) if image_of else None
-        for name in ("lgm", "grm"):
-            if models[name] is None:
-                continue
-            result = feedforward_text_to_3d(models[name], models["prior"], "" if image is not None else prompt,
-                                            config, image=image)
+        result = feedforward_text_to_3d(models[names[0]], models["prior"], "" if image is not None else prompt,
+                                        config, image=image)
+        for name in names:
+            if name != names[0]:                       # the same four views, read by the other network
+                t0 = time.perf_counter()
+                gaussians = reconstruct(models[name], result.views)
+                result = dataclasses.replace(result, gaussians=gaussians,
+                                             seconds={**result.seconds, "reconstruct": time.perf_counter() - t0})
             judged, views = judged_turntable(models["judge"], result.gaussians, prompt)
             rows.append({"prompt": prompt, "model": name, "scores": judged["scores"],
                          "seconds": {k: round(v, 2) for k, v in result.seconds.items()}})
@@ -231,14 +258,18 @@ def _text_rows(models: dict, prompts: list[str], image_of=None) -> dict:
             print(f"{name} {prompt:36s} category {s['category']:.0%} colour {s['colour']:.0%} {rows[-1]['seconds']}",
                   flush=True)
     mean = {name: {f: sum(r["scores"][f] for r in rows if r["model"] == name) / max(1, len(prompts))
-                   for f in ("category", "colour", "part_colour")} for name in ("lgm", "grm") if models[name]}
+                   for f in ("category", "colour", "part_colour")} for name in names}
     return {"rows": rows, "mean": mean, "config": vars(config),
             "pictures": torch.stack(pictures).permute(0, 3, 1, 2) if pictures else None}
 
 
 def measure_text(models: dict, args) -> dict:
+    """Text → 3D on PROMPTS (or TUNING_PROMPTS), the pipeline as shipped; and, for the chapter,
+    the same draws recentred as LGM's pipeline does (``recenter=True``)."""
     prompts = TUNING_PROMPTS if args.tuning else PROMPTS
-    return {"prompts": prompts, **_text_rows(models, prompts)}
+    recentred = _text_rows(models, prompts, recenter=True)
+    return {"prompts": prompts, **_text_rows(models, prompts), "recentred": {"mean": recentred["mean"],
+                                                                              "rows": recentred["rows"]}}
 
 
 def measure_image(models: dict, args) -> dict:

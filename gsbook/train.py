@@ -93,7 +93,7 @@ def prior_mv_recipe(args: argparse.Namespace) -> None:
         remeasure_prior_mv(args.out, eval_n=4 if args.profile == "ci" else 50)
         return
     overrides = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "n_assets": args.n_assets,
-                 "checkpoint_every": args.checkpoint_every}
+                 "checkpoint_every": args.checkpoint_every, "refine_steps": args.refine_steps}
     recipe = PriorMVRecipe.for_profile(args.profile, seed=args.seed,
                                        **{k: v for k, v in overrides.items() if v is not None})
     run_prior_mv_recipe(recipe, args.out, resume=not args.fresh, device=args.device,
@@ -158,7 +158,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fresh", action="store_true", help="ignore checkpoints of an earlier run and start over")
     parser.add_argument("--note", default="", help="a sentence for the model card on how the run went (lgm, grm)")
     parser.add_argument("--refine-steps", type=int, default=None,
-                        help="override the second stage's step count (lgm, grm; 0: stage one only)")
+                        help="override the second stage's step count (lgm, grm, prior_mv; 0: stage one only)")
     parser.add_argument("--batch", type=int, default=None, help="override the batch size (prior2d, lgm, grm, prior_mv)")
     parser.add_argument("--lr", type=float, default=None, help="override the peak learning rate (prior2d, lgm, grm, prior_mv)")
     parser.add_argument("--n-assets", type=int, default=None, help="override the number of training assets (prior2d, lgm, grm, prior_mv)")

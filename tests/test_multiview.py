@@ -229,6 +229,13 @@ def test_prior_mv_card_states_each_time_and_every_score():
     card = prior_mv_card(report, scores, total_s=1090.9, grid="grid.png")
     assert "40.5 min of training (summed over resumed runs)" in card and "5.2 min of evaluation" in card
     assert "| text/seen | 84.0% | 93.5% | 78.0% | 200 |" in card and "a test machine" in card
+    assert "stage two" not in card.lower()
+    two = {**report, "refine_steps": 1000, "refine": {"wall_time_s": 1200.0, "loss_every_100": [0.015, 0.014]},
+           "refine_note": "Stage two started from the shipped weights."}
+    card = prior_mv_card(two, scores, total_s=2290.9, grid="grid.png")
+    assert "Then stage two, from those EMA weights: 1000 steps at lr 0.0001" in card
+    assert "50% also lose their caption" in card and "Stage two 20.0 min; ε-MSE by 100 steps: 0.015, 0.014." in card
+    assert "Stage two started from the shipped weights." in card
 
 
 def test_key_background_puts_the_object_on_white():
@@ -246,3 +253,67 @@ def test_key_background_puts_the_object_on_white():
     torch.testing.assert_close(keyed[..., 10:22, 8:20, :], views[..., 10:22, 8:20, :])  # the object stays
     white = torch.ones(4, 32, 32, 3)
     torch.testing.assert_close(key_background(white), white)                           # nothing to key out
+
+
+def test_recenter_views_frames_each_object_as_lgm_does():
+    from gsbook.methods.feedforward import SHAPEWORLD_BORDER, recenter_views
+
+    views = torch.ones(1, 4, 32, 32, 3)
+    views[0, 0, 2:26, 4:16] = torch.tensor([0.9, 0.1, 0.1])        # tall red bar, too large and off centre
+    views[0, 1, 20:26, 20:26] = torch.tensor([0.1, 0.1, 0.9])      # small blue square in a corner
+    out = recenter_views(views, size=64)
+    assert out.shape == (1, 4, 64, 64, 3)
+
+    def box(view):
+        mask = (1 - view).amax(-1) > 0.1
+        r, c = mask.any(-1).nonzero(), mask.any(-2).nonzero()
+        return int(r[0]), int(r[-1]), int(c[0]), int(c[-1])
+
+    span = round((1 - 2 * SHAPEWORLD_BORDER) * 64)                  # 38 of 64 pixels
+    for j in (0, 1):                                                 # each view on its own: the largest side spans 38
+        top, bottom, left, right = box(out[0, j])
+        assert max(bottom - top, right - left) + 1 == span
+        assert abs((top + bottom) / 2 - 31.5) <= 1 and abs((left + right) / 2 - 31.5) <= 1
+    assert box(out[0, 0])[3] - box(out[0, 0])[2] + 1 == 19          # the bar keeps its 2:1 shape
+    assert out[0, 0, 32, 32].argmax() == 0 and out[0, 1, 32, 32].argmax() == 2
+    torch.testing.assert_close(out[0, 2:], torch.ones(2, 64, 64, 3))  # empty views stay white
+    # together: one scale for the four views, so the small square stays 6/24 of the bar's height
+    shared = recenter_views(views, size=64, together=True)
+    assert max(box(shared[0, 0])[1] - box(shared[0, 0])[0], 0) + 1 == span
+    t, b, _, _ = box(shared[0, 1])
+    assert abs((b - t + 1) - span * 6 / 24) <= 1
+
+
+def test_recenter_views_leaves_shapeworld_views_nearly_as_they_are():
+    from gsbook.images import psnr
+    from gsbook.methods.feedforward import ground_truth_views, recenter_views
+
+    views = ground_truth_views("a green can", seed=0, size=64)
+    assert psnr(recenter_views(views, together=True), views).mean() > 20
+
+
+def test_stage_two_batches_give_the_front_view_without_a_caption():
+    from gsbook.recipes.prior_mv import MultiViewData, PriorMVRecipe, multiview_batch
+
+    tokens, mask = caption_features(["a red ball", ""])
+    data = MultiViewData(torch.randint(0, 256, (10, 4, 32, 32, 3), dtype=torch.uint8), torch.zeros(10, dtype=torch.long),
+                         ["a red ball", ""], tokens, mask)
+    recipe = PriorMVRecipe(batch=2000, caption_dropout=0.1, image_condition=0.5)
+    one = multiview_batch(data, recipe, torch.Generator().manual_seed(0))
+    two = multiview_batch(data, recipe, torch.Generator().manual_seed(0), image_only=0.5)
+    empty = lambda m: m.sum(1) == mask[1].sum()                      # noqa: E731
+    torch.testing.assert_close(two[0], one[0])                       # same objects, same known views
+    assert torch.equal(two[3], one[3])
+    known = one[3][:, 0]
+    image_alone = lambda batch: (empty(batch[2]) & known).float().mean().item()  # noqa: E731
+    assert 0.03 < image_alone(one) < 0.08                            # stage one: 10% of half
+    assert 0.25 < image_alone(two) < 0.30                            # stage two: 10% + 90% × 50% of half
+    assert not (empty(two[2]) & ~known & ~empty(one[2])).any()       # rows with no image keep their caption
+
+
+def test_stage_two_settings_do_not_move_stage_one_checkpoints():
+    from gsbook.recipes.prior_mv import PriorMVRecipe
+
+    a, b = PriorMVRecipe(), PriorMVRecipe(refine_steps=10, refine_lr=1.0, refine_image_only=0.9)
+    assert a.key() == b.key() and a.refine_key() != b.refine_key()
+    assert a.key() != PriorMVRecipe(lr=1e-3).key()

@@ -32,7 +32,7 @@ from torch import Tensor
 from gsbook.cameras import orbit
 from gsbook.gaussians import Gaussians
 from gsbook.images import to_pil
-from gsbook.methods import LGM, ground_truth_views, key_background, reconstruct, upsample_views
+from gsbook.methods import LGM, ground_truth_views, reconstruct, upsample_views
 from gsbook.render import render
 from widgets.player import OPEN_JS
 
@@ -257,11 +257,12 @@ def figure(model: LGM | None = None, prompt: str = "a blue lamp with a grey base
     """Build Figure 3 for ``prompt``: the ground-truth views of its object (shape from ``seed``)
     and, when ``prior`` is given (a :class:`~gsbook.diffusion.multiview.MultiViewPrior`), the
     views it draws; ``model`` defaults to the shipped LGM."""
-    from gsbook.diffusion import sample_views
+    from gsbook.methods import FeedForwardConfig, feedforward_text_to_3d
 
     model = model or LGM.from_shipped(device="cpu")
     sources = {"ground truth · 真值": ground_truth_views(prompt, seed)}
     if prior is not None:
-        drawn = sample_views(prior, [prompt], steps=sampler_steps, generator=torch.Generator().manual_seed(seed))[0]
-        sources["multi-view prior · 多视角先验"] = key_background(drawn)     # on white, as the pipeline reads them
+        # exactly what text → 3D feeds the reconstructor: drawn, keyed out to white, recentred
+        config = FeedForwardConfig(sampler_steps=sampler_steps, seed=seed)
+        sources["multi-view prior · 多视角先验"] = feedforward_text_to_3d(model, prior, prompt, config).views
     return FourViewsFigure(model, precompute(model, sources, azimuths), azimuths, caption)

@@ -27,8 +27,8 @@ The layer sits above the critics
 from gsbook.methods.dreamgaussian import (BOOK_CHANGES, DREAMGAUSSIAN_ABLATION, PAPER_SETTINGS, DreamGaussian, DreamGaussianConfig, DreamGaussianResult,
                                           DreamGaussianStrategy, TextureRefiner, bake_cameras, bake_mesh, dreamgaussian_text_to_3d,
                                           extract_mesh, position_lr, prune_size)
-from gsbook.methods.feedforward import (VIEW_SUBSETS, FeedForwardConfig, FeedForwardResult, complete_views, draw_views,
-                                        feedforward_text_to_3d, ground_truth_views, key_background, load_view_image,
+from gsbook.methods.feedforward import (SHAPEWORLD_BORDER, VIEW_SUBSETS, FeedForwardConfig, FeedForwardResult, complete_views, draw_views,
+                                        feedforward_text_to_3d, ground_truth_views, key_background, load_view_image, recenter_views,
                                         reconstruct, reconstruct_from_views, rotate_about_up, upsample_views)
 from gsbook.methods.grm import (GRM, GRM_RAW_CHANNELS, GRMBlock, GRMConfig, GRMUpsampler, grm_box_depths, grm_positions,
                                 grm_rays)
@@ -45,5 +45,5 @@ __all__ = ["PAPER_SETTINGS", "BOOK_CHANGES", "DREAMGAUSSIAN_ABLATION", "DreamGau
            "lgm_loss", "LGM_VIEWS", "LGM_CHANNELS", "GRMConfig", "GRM", "GRMBlock", "GRMUpsampler", "grm_rays", "grm_box_depths",
            "grm_positions", "GRM_RAW_CHANNELS", "FeedForwardConfig", "FeedForwardResult", "feedforward_text_to_3d",
            "ground_truth_views", "load_view_image", "reconstruct", "upsample_views", "VIEW_SUBSETS", "rotate_about_up",
-           "draw_views", "complete_views", "key_background", "reconstruct_from_views", "ColourShortcut", "input_colour"]
+           "draw_views", "complete_views", "key_background", "recenter_views", "SHAPEWORLD_BORDER", "reconstruct_from_views", "ColourShortcut", "input_colour"]
 __all__ += trellis.__all__

@@ -33,7 +33,7 @@ from gsbook.recipes.prior2d_eval import (LAPTOP_MEASURED, PriorScores, evaluate_
                                          laptop_note)
 from gsbook.recipes.prior_mv import (MultiViewData, PriorMVRecipe, evaluate_prior_mv, load_multiview_data,
                                      multiview_batch, prior_mv_card, remeasure_prior_mv, run_prior_mv_recipe,
-                                     train_prior_mv)
+                                     refine_prior_mv, train_prior_mv)
 from gsbook.recipes.reconstructor import (RECONSTRUCTORS, ReconstructionData, ReconstructionScores,
                                           ReconstructorRecipe, d_ssim, evaluate_reconstructor,
                                           load_reconstruction_data, make_reconstructor, reconstruction_batch,
@@ -51,7 +51,7 @@ from gsbook.recipes.trellis_slat import (SLatData, SLatFlowRecipe, SLatFlowScore
 
 __all__ = ["hardware", "warmup_cosine", "save_checkpoint", "load_checkpoint",
            "MultiViewData", "PriorMVRecipe", "evaluate_prior_mv", "load_multiview_data", "multiview_batch",
-           "prior_mv_card", "run_prior_mv_recipe", "remeasure_prior_mv", "train_prior_mv",
+           "prior_mv_card", "run_prior_mv_recipe", "remeasure_prior_mv", "refine_prior_mv", "train_prior_mv",
            "RECONSTRUCTORS", "ReconstructionData", "ReconstructionScores", "ReconstructorRecipe", "d_ssim",
            "evaluate_reconstructor", "load_reconstruction_data", "make_reconstructor", "reconstruction_batch",
            "reconstructor_card", "refined_model", "run_reconstructor_recipe", "soften", "train_reconstructor",
