@@ -10,11 +10,12 @@ layer             modules                                                holds
 ================  =====================================================  ==========================
 foundations       ``config`` ``zoo`` ``images`` ``gaussians``            profiles and devices; the
                   ``cameras`` ``render`` ``io`` ``mesh`` ``baselines``   weights store; pictures;
-                  ``era``                                                Gaussians, cameras, the
+                  ``era`` ``viewer``                                     Gaussians, cameras, the
                                                                          rasterizer, file formats,
                                                                          meshes; §0's baselines;
                                                                          the era's systems and
-                                                                         their reported numbers
+                                                                         their reported numbers;
+                                                                         the WebGL 3D viewer page
 data              ``world`` ``text``                                     ShapeWorld; MiniLM features
 generative maths  ``diffusion`` ``flow``                                 noise schedules, DDPM/DDIM,
                                                                          CFG, the book's priors;
@@ -23,9 +24,11 @@ critics           ``sds`` ``judge``                                      score d
                                                                          prior adapters; the judge
 methods           ``methods``                                            one whole method per module
 top               ``recipes`` ``train`` ``generate``                     training recipes and model
-                  ``exercises``                                          cards; the ``train`` and
+                  ``exercises`` ``harness``                              cards; the ``train`` and
                                                                          ``generate`` commands; the
-                                                                         chapters' self-checks
+                                                                         chapters' self-checks; one
+                                                                         harness timing every
+                                                                         generator (§5)
 ================  =====================================================  ==========================
 
 ``zoo`` sits at the bottom because it is only a weights store (files, checksums, model
@@ -43,10 +46,10 @@ __version__ = "0.1.0"
 # package of gsbook appears exactly once.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("foundations", ("config", "zoo", "images", "gaussians", "cameras", "render", "io", "mesh", "baselines",
-                     "era")),
+                     "era", "viewer")),
     ("data", ("world", "text")),
     ("generative maths", ("diffusion", "flow")),
     ("critics", ("sds", "judge")),
     ("methods", ("methods",)),
-    ("top", ("recipes", "train", "generate", "exercises")),
+    ("top", ("recipes", "train", "generate", "exercises", "harness")),
 )

@@ -44,8 +44,14 @@ class TinyNeRF(nn.Module):
         self.trunk = nn.Sequential(*[m for a, b in zip(dims[:-1], dims[1:]) for m in (nn.Linear(a, b), nn.ReLU())])
         self.head = nn.Linear(hidden, 4)
 
+    def raw(self, x: Tensor) -> Tensor:
+        """The MLP's outputs before activation, ``[..., 3] → [..., 4]`` (density logit, colour logits),
+        for fields that change the activation (e.g. DreamFusion's density bias,
+        :class:`gsbook.methods.DreamFusionNeRF`)."""
+        return self.head(self.trunk(positional_encoding(x, self.n_freqs)))
+
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        out = self.head(self.trunk(positional_encoding(x, self.n_freqs)))
+        out = self.raw(x)
         return F.softplus(out[..., 0]), torch.sigmoid(out[..., 1:])
 
 

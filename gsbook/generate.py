@@ -12,7 +12,10 @@ this command and writes the same files into ``DIR``:
   and in all, the Gaussian and face counts, and the judge's reading of each of the 8 views,
   of the Gaussians and of the mesh; gsbook's and torch's versions;
 * what the method adds: ``mesh.glb`` and ``mesh.obj`` (+ ``mesh.mtl``, ``mesh.png``) for a
-  textured mesh; one PNG per extra image (e.g. the 4 input views of LGM).
+  textured mesh; one PNG per extra image (e.g. the 4 input views of LGM);
+* with ``--view``: ``view.html`` and its JavaScript in ``viewer/`` (:mod:`gsbook.viewer`), a
+  WebGL 3D viewer of ``gaussians.splat``; the command then serves ``DIR`` on 127.0.0.1, opens
+  the page in the web browser and serves until Ctrl-C.
 
 Every method is scored the same way, here and nowhere else: the same judge
 (:class:`gsbook.judge.Judge`), the same 8 views (:func:`score`).
@@ -25,6 +28,7 @@ that fails midway leaves no half-written ``DIR``.
 
     gsbook generate --list
     gsbook generate dreamgaussian "a red ball" --out out/red-ball
+    gsbook generate dreamgaussian "a red ball" --out out/red-ball --force --view
     gsbook generate dreamgaussian a blue mushroom with a white stem --profile ci --out out/m --force
     python -m gsbook.generate dreamgaussian "a green box" --steps 200 --stages 1 --out out/cube
 
@@ -40,9 +44,11 @@ import json
 import math
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
+import webbrowser
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -59,10 +65,11 @@ from .io import save_ply, save_splat, save_voxels
 from .judge import Judge, read_views
 from .mesh import TexturedMesh, render_textured_mesh
 from .render import render
+from .viewer import VIEW_PAGE, ViewerAssetsMissing, ViewerServer, library_files, serve_folder, write_viewer_page
 from .world import BOUND, ObjectSpec, PromptError, parse
 
 __all__ = ["Request", "Generated", "Method", "GENERATORS", "register", "UsageError", "parse_settings",
-           "turntable_views", "score", "write_result", "cli"]
+           "turntable_views", "score", "write_result", "view", "cli"]
 
 PROG = "gsbook generate"
 TURNTABLE_VIEWS = 8                    # the views every method is judged from: turntable(8) …
@@ -296,11 +303,12 @@ def _image(value: Tensor) -> Tensor:
 
 
 def write_result(request: Request, generated: Generated, out_dir: Path | str, judge: Judge,
-                 seconds_before: float = 0.0) -> dict:
+                 seconds_before: float = 0.0, view: bool = False) -> dict:
     """Write every file of one run into ``out_dir`` (which exists): the Gaussians (``.ply``,
     ``.splat``), the mesh when there is one, the extra images, ``turntable.png`` and
     ``result.json``, whose contents it returns. ``seconds_before``: time spent before this
-    call (model loading and generation), for the total."""
+    call (model loading and generation), for the total. ``view``: also ``view.html`` and
+    ``viewer/`` (:func:`gsbook.viewer.write_viewer_page`), the Gaussians in a WebGL viewer."""
     start = time.perf_counter()
     out = Path(out_dir)
     for name in generated.extra_images:
@@ -348,6 +356,11 @@ def write_result(request: Request, generated: Generated, out_dir: Path | str, ju
         "extra": generated.extra,
         "versions": {"gsbook": __version__, "torch": torch.__version__},
     }
+    if view:
+        s = judged["gaussians"]["scores"]
+        write_viewer_page(out, "gaussians.splat", title=f"{request.method} · {request.prompt}",
+                          caption=f"{g.n:,} Gaussians; the judge reads category {s['category']:.0%}, "
+                                  f"colour {s['colour']:.0%} of {s['n']} views")
     result["files"] = sorted([p.name for p in out.iterdir()] + ["result.json"])
     (out / "result.json").write_text(_dumps(result) + "\n", encoding="utf-8")
     return result
@@ -442,7 +455,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-COMMON = ("method", "prompt", "out", "seed", "profile", "device", "force", "quiet", "set", "list")
+COMMON = ("method", "prompt", "out", "seed", "profile", "device", "force", "quiet", "set", "list", "view")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -465,6 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override one field of the method's config (repeatable), e.g. --set refine_steps=10")
     common.add_argument("--force", action="store_true", help="replace DIR if it exists")
     common.add_argument("--quiet", action="store_true", help="no progress bars or messages")
+    common.add_argument("--view", action="store_true",
+                        help=f"also write {VIEW_PAGE} (a WebGL 3D viewer of the Gaussians), then serve DIR on "
+                             "127.0.0.1 and open it in the web browser until Ctrl-C")
     methods = parser.add_subparsers(dest="method", metavar="METHOD", title="methods")
     for m in GENERATORS.values():
         sub = methods.add_parser(m.name, parents=[common], help=m.summary, description=m.summary)
@@ -521,6 +537,11 @@ def _prepare(argv: Sequence[str]) -> tuple[argparse.Namespace, Method, Request] 
     if device.type not in ("cpu", "cuda"):
         raise UsageError(f"--device {args.device}: the book runs on cpu or cuda")
     _check_out(args.out, args.force)
+    if args.view:                                    # before any model loads: the JavaScript must be here
+        try:
+            library_files(fetch=True, log=lambda line: _say(args.quiet, f"--view: {line}"))
+        except (ViewerAssetsMissing, subprocess.TimeoutExpired) as error:
+            raise UsageError(f"--view: {error}") from None
     config = method.configure(args)
     options = {k: v for k, v in vars(args).items() if k not in COMMON}
     return args, method, Request(method.name, args.prompt, args.seed, args.profile, args.device, config, options)
@@ -552,7 +573,7 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
     try:
         result = _write_atomically(args.out, args.force,
                                    lambda tmp: write_result(request, generated, tmp, judge,
-                                                            time.perf_counter() - start))
+                                                            time.perf_counter() - start, view=args.view))
     except UsageError as error:
         _fail(error, 2)
     for kind, judged in result["judge"].items():
@@ -561,7 +582,26 @@ def main(argv: Sequence[str] | None = None) -> Path | None:
             _say(quiet, f"judge · {kind}: category {s['category']:.0%} · colour {s['colour']:.0%} · "
                         f"all {s['all']:.0%} of {s['n']} views")
     _say(quiet, f"wrote {args.out}: {', '.join(result['files'])} ({result['seconds']['total']:.1f} s)")
+    if args.view:
+        view(args.out)
     return args.out
+
+
+def view(out: Path, open_browser: bool = True, wait: bool = True) -> ViewerServer:
+    """Serve ``out`` (a folder with ``view.html``) on 127.0.0.1, print the page's address, open
+    it in the web browser and, when ``wait``, serve until Ctrl-C. Returns the server (closed
+    when ``wait``; the caller closes it otherwise)."""
+    if not (Path(out) / VIEW_PAGE).is_file():
+        raise FileNotFoundError(f"{out}: no {VIEW_PAGE}; run {PROG} … --view")
+    server = serve_folder(out)
+    url = server.url + VIEW_PAGE
+    # Printed even with --quiet: it is what the reader asked for.
+    print(f"[{PROG}] 3D view: {url}  (serving {out}; Ctrl-C stops)", flush=True)
+    if open_browser:
+        webbrowser.open(url)
+    if wait:
+        server.wait()
+    return server
 
 
 def _fail(error: Exception | str, status: int):
@@ -799,6 +839,40 @@ def run_trellis(request: Request, progress: bool) -> Generated:
     extra_images["structure"] = _voxel_views(result.occupancy, request.device)
     return Generated(result.gaussians, config=asdict(config), seconds=seconds, extra_images=extra_images,
                      extra=extra, prompt=prompt, voxels=result.coords, voxel_resolution=result.occupancy.shape[-1])
+
+
+# --- DreamFusion, the NeRF baseline (§5) ---------------------------------------------------------
+def _dreamfusion_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--steps", type=_positive_int, default=None,
+                        help="SDS steps on the NeRF (default: the profile's: ci 60, cpu 500, gpu 15000)")
+
+
+def _dreamfusion_configure(args: argparse.Namespace):
+    from .methods.dreamfusion import DreamFusionConfig
+
+    overrides = parse_settings(DreamFusionConfig, args.set, reserved={"seed": "--seed", "steps": "--steps"})
+    chosen_steps = {} if args.steps is None else {"steps": args.steps}
+    return DreamFusionConfig.for_profile(args.profile, seed=args.seed, **overrides, **chosen_steps)
+
+
+@register("dreamfusion", "text → NeRF by SDS → Gaussians from its density grid (§5's baseline, DreamFusion)",
+          add_arguments=_dreamfusion_arguments, configure=_dreamfusion_configure)
+def run_dreamfusion(request: Request, progress: bool) -> Generated:
+    """DreamFusion at book scale with the book's prior (:func:`gsbook.methods.dreamfusion_text_to_3d`):
+    the NeRF is written as the Gaussians it converts to (:func:`gsbook.methods.nerf_to_gaussians`);
+    ``result.json``'s ``extra.counts`` holds its MLP queries and prior calls."""
+    from .methods.dreamfusion import dreamfusion_text_to_3d
+    from .sds import BookPrior
+
+    start = time.perf_counter()
+    prior = BookPrior(device=request.device)
+    load = time.perf_counter() - start
+    result = dreamfusion_text_to_3d(request.prompt, request.config, prior=prior, progress=progress)
+    extra = {"counts": result.counts,
+             "history": {"t": [h["t"] for h in result.history],
+                         "grad_norm": _rounded([h["grad_norm"] for h in result.history])}}
+    return Generated(result.gaussians, config=asdict(result.config), seconds={"load": load, **result.seconds},
+                     extra=extra)
 
 
 if __name__ == "__main__":

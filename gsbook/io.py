@@ -35,7 +35,7 @@ from torch import Tensor
 from .gaussians import Gaussians, rgb_to_sh0, sh0_to_rgb, sh_degree_from_count
 
 __all__ = ["PlyFormatError", "SplatFormatError", "ply_property_names",
-           "save_ply", "load_ply", "save_splat", "load_splat", "save_gaussians", "load_gaussians",
+           "save_ply", "load_ply", "save_splat", "splat_bytes", "load_splat", "save_gaussians", "load_gaussians",
            "save_voxels", "load_voxels"]
 
 PathLike = str | os.PathLike
@@ -168,6 +168,11 @@ def save_splat(path: PathLike, gaussians: Gaussians) -> None:
     Lossy: keeps only the DC colour and quantises colour, opacity and rotation to 8 bits.
     The bytes equal ``gsplat.exporter.export_splats(..., format="splat")``'s.
     """
+    Path(path).write_bytes(splat_bytes(gaussians))
+
+
+def splat_bytes(gaussians: Gaussians) -> bytes:
+    """The bytes :func:`save_splat` writes (a web page can carry them inline, no file needed)."""
     g = gaussians.detach().to("cpu", torch.float32)
     rgba = torch.cat([sh0_to_rgb(g.sh[:, 0]), g.opacities[:, None]], dim=1)
     unit = g.quats / torch.linalg.norm(g.quats, dim=1, keepdim=True)
@@ -177,7 +182,7 @@ def save_splat(path: PathLike, gaussians: Gaussians) -> None:
     rows["rgba"] = (rgba * 255).clamp(0, 255).to(torch.uint8).numpy()  # truncates, as gsplat
     rows["rotation"] = (unit * 128 + 128).clamp(0, 255).to(torch.uint8).numpy()
     order = morton_order(g.means).numpy() if g.n else np.arange(0)
-    Path(path).write_bytes(rows[order].tobytes())
+    return rows[order].tobytes()
 
 
 def load_splat(path: PathLike) -> Gaussians:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +25,7 @@ from gsbook.config import cuda_available
 from gsbook.gaussians import init_ball
 from gsbook.io import load_ply, load_splat, ply_property_names
 from gsbook.mesh import TexturedMesh
+from gsbook.viewer import ViewerServer
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--profile", "ci", "--steps", "20", "--device", "cpu", "--quiet",
@@ -292,6 +295,62 @@ def test_extra_images_cannot_overwrite_the_common_files(tmp_path, monkeypatch):
     monkeypatch.setitem(gen.GENERATORS, "fake", method)
     with pytest.raises(ValueError, match="turntable"):
         gen.main(["fake", "a blue cone", "--quiet", "--out", str(tmp_path / "out")])
+    assert list(tmp_path.iterdir()) == []
+
+
+# ============================================================================== --view
+@pytest.fixture
+def stand_in_viewer_javascript(tmp_path, monkeypatch) -> Path:
+    """A vendor folder whose viewer files are stand-ins (the browser test uses the real ones)."""
+    vendor = tmp_path / "vendor" / "splats"
+    vendor.mkdir(parents=True)
+    for name in ("gaussian-splats-3d.module.js", "three.module.min.js", "LICENSE.gaussian-splats-3d.txt",
+                 "LICENSE.three.txt"):
+        (vendor / name).write_text(f"// {name}\n")
+    monkeypatch.setenv("GSBOOK_VENDOR", str(vendor.parent))
+    return vendor
+
+
+def test_view_writes_a_3d_page_serves_it_and_sends_the_browser_there(tmp_path, monkeypatch, capsys,
+                                                                     stand_in_viewer_javascript):
+    """``--view``: view.html and its JavaScript join the files, the folder is served on 127.0.0.1
+    and the web browser is sent to the page; the command serves until stopped (here, by the
+    stand-in reader once it has read the page; tests/site/test_splat_viewer.py looks at it in Chromium)."""
+    method, _ = fake_method()
+    monkeypatch.setitem(gen.GENERATORS, "fake", method)
+    opened, fetched = [], {}
+
+    def reader(server):
+        for name in ("view.html", "viewer/gaussian-splats-3d.module.js", "gaussians.splat"):
+            with urllib.request.urlopen(server.url + name, timeout=10) as response:
+                fetched[name] = response.read()
+        server.close()
+
+    monkeypatch.setattr(ViewerServer, "wait", reader)
+    monkeypatch.setattr(gen.webbrowser, "open", opened.append)
+    out = tmp_path / "fake"
+    gen.main(["fake", "a blue cone", "--quiet", "--view", "--out", str(out)])
+    assert {p.name for p in out.iterdir()} == COMMON_FILES | MESH_FILES | {"view.html", "viewer"}
+    assert {"view.html", "viewer"} <= set(json.loads((out / "result.json").read_text())["files"])
+    assert len(opened) == 1 and opened[0].startswith("http://127.0.0.1:") and opened[0].endswith("/view.html")
+    assert opened[0] in capsys.readouterr().out                  # printed even with --quiet
+    page = fetched["view.html"].decode()
+    assert "<title>fake · a blue cone</title>" in page and '"url":"gaussians.splat"' in page
+    assert "50 Gaussians; the judge reads category" in page
+    assert fetched["gaussians.splat"] == (out / "gaussians.splat").read_bytes()
+    assert fetched["viewer/gaussian-splats-3d.module.js"] == (stand_in_viewer_javascript /
+                                                              "gaussian-splats-3d.module.js").read_bytes()
+    with pytest.raises(urllib.error.URLError):                    # stopped: the port is free again
+        urllib.request.urlopen(opened[0], timeout=5)
+    with pytest.raises(FileNotFoundError, match="view.html"):
+        gen.view(tmp_path, open_browser=False, wait=False)
+
+
+def test_view_without_the_viewer_javascript_is_refused_before_anything_runs(tmp_path, monkeypatch, capsys,
+                                                                            never_runs):
+    monkeypatch.setenv("GSBOOK_VENDOR", str(tmp_path / "no-vendor"))
+    err = refused(capsys, ["dreamgaussian", "a red ball", "--view", "--out", str(tmp_path / "out")])
+    assert "--view" in err and "tools/fetch_assets.py" in err
     assert list(tmp_path.iterdir()) == []
 
 

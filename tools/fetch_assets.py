@@ -1,4 +1,4 @@
-"""Fetch the site's JavaScript (MathJax, require.js, the Jupyter widget manager) from npm.
+"""Fetch the site's JavaScript (MathJax, require.js, the widget manager, the 3D splat viewer) from npm.
 
 The built website must show maths and widgets with no network, so these libraries are
 served from the site itself. They are *not* committed to git: this script downloads the
@@ -6,6 +6,13 @@ npm tarballs at build time (``npm pack``, the registry's ordinary client; where 
 is not installed, the same tarball straight from the registry over HTTPS), unpacks the
 few files the site needs into ``_vendor/`` (git-ignored; Sphinx copies it into the site's ``_static/``), and records versions in
 ``_vendor/VERSIONS.json``. Running it again is a no-op when the files are there.
+
+The 3D Gaussian viewer (``gsbook.viewer``, ``widgets.splat_viewer``, ``gsbook generate --view``)
+is GaussianSplats3D (MIT) on three.js (MIT), both ES modules, in ``_vendor/splats/`` with their
+licences. GaussianSplats3D imports the bare name ``'three'``, which a browser resolves only
+through an import map; a page holds one import map, declared before any module loads, which a
+notebook output or a book page cannot promise. So its import is rewritten here to the file
+beside it (:data:`PATCHES`), and the two files load from any folder, with no import map.
 
     python tools/fetch_assets.py [--force]
 """
@@ -42,6 +49,27 @@ PACKAGES: dict[str, list[tuple[str, str]]] = {
         # embed-amd.js plus the fonts and chunks it loads relative to itself
         ("dist", "html-manager"),
     ],
+    # The 3D viewer. GaussianSplats3D 0.4.7 asks for three >= 0.160; it was built and tested
+    # against 0.16x, and three 0.171 split three.module.js into two files (three.core.js), which
+    # GaussianSplats3D's own demo had to be fixed for. 0.170.0 is the newest single-file build.
+    "@mkkellogg/gaussian-splats-3d@0.4.7": [
+        ("build/gaussian-splats-3d.module.js", "splats/gaussian-splats-3d.module.js"),
+        ("LICENSE", "splats/LICENSE.gaussian-splats-3d.txt"),
+    ],
+    "three@0.170.0": [
+        ("build/three.module.min.js", "splats/three.module.min.js"),
+        ("LICENSE", "splats/LICENSE.three.txt"),
+    ],
+}
+
+# Text edits applied after copying: destination -> [(old, new, how many times old must occur)].
+# A count that does not match (a different upstream file) stops the fetch instead of shipping a
+# viewer that cannot load.
+PATCHES: dict[str, list[tuple[str, str, int]]] = {
+    "splats/gaussian-splats-3d.module.js": [
+        ("from 'three';", "from './three.module.min.js';", 2),      # no import map needed
+        ("//# sourceMappingURL=gaussian-splats-3d.module.js.map", "", 1),   # the map is not shipped
+    ],
 }
 
 # What Sphinx/myst-nb point at (relative to the site's _static/); checked after fetching.
@@ -49,6 +77,10 @@ REQUIRED = [
     "mathjax/tex-mml-chtml.js",
     "requirejs/require.js",
     "html-manager/embed-amd.js",
+    "splats/gaussian-splats-3d.module.js",
+    "splats/three.module.min.js",
+    "splats/LICENSE.gaussian-splats-3d.txt",
+    "splats/LICENSE.three.txt",
 ]
 
 
@@ -77,6 +109,19 @@ def download(spec: str, folder: Path, npm: str | None) -> str:
     return filename
 
 
+def patch(path: Path, edits: list[tuple[str, str, int]]) -> None:
+    """Apply ``(old, new, count)`` text edits to ``path``; exit when ``old`` occurs a different
+    number of times than ``count`` (the upstream file is not the one these edits were written for)."""
+    text = path.read_text(encoding="utf-8")
+    for old, new, count in edits:
+        found = text.count(old)
+        if found != count:
+            sys.exit(f"[fetch_assets] {path.name}: expected {count} × {old!r}, found {found}; "
+                     "the package changed, update PATCHES")
+        text = text.replace(old, new)
+    path.write_text(text, encoding="utf-8")
+
+
 def fetch(force: bool = False) -> Path:
     if have_all() and not force:
         print(f"[fetch_assets] up to date: {VENDOR}")
@@ -103,6 +148,8 @@ def fetch(force: bool = False) -> Path:
                     shutil.copy2(s, d)
                 else:
                     sys.exit(f"[fetch_assets] {spec} has no {src}")
+    for dst, edits in PATCHES.items():
+        patch(VENDOR / dst, edits)
     (VENDOR / "VERSIONS.json").write_text(json.dumps(versions, indent=2) + "\n")
     missing = [p for p in REQUIRED if not (VENDOR / p).is_file()]
     if missing:

@@ -18,6 +18,8 @@ module      holds                                                               
 ``trellis`` TRELLIS, a package: stage 1 (``structure``: occupancy → structure VAE →   §4
             a flow DiT over its latent), stage 2 (``slat``: structured latents on the
             occupied voxels → Gaussians); every name it exports is exported here
+``dream-``  :class:`DreamFusion`: text → NeRF by SDS, the 2022 baseline, and its     §5
+``fusion``  conversion to Gaussians (:func:`nerf_to_gaussians`)
 ==========  =====================================================================  =======
 
 The layer sits above the critics
@@ -38,6 +40,8 @@ from gsbook.methods import trellis
 from gsbook.methods.trellis import *  # noqa: F401,F403 — exactly the names in trellis.__all__
 from gsbook.methods.sds2d import (SDS_ABLATION, AblationRow, ImageSDS, ImageSDSConfig, ablate, distill_images,
                                   initial_gaussians)
+from gsbook.methods.dreamfusion import (DREAMFUSION_SETTINGS, DreamFusion, DreamFusionConfig, DreamFusionNeRF,
+                                        DreamFusionResult, dreamfusion_text_to_3d, nerf_to_gaussians, render_nerf)
 
 __all__ = ["PAPER_SETTINGS", "BOOK_CHANGES", "DREAMGAUSSIAN_ABLATION", "DreamGaussian", "DreamGaussianConfig", "DreamGaussianStrategy", "prune_size", "position_lr", "extract_mesh", "bake_cameras",
            "bake_mesh", "TextureRefiner", "DreamGaussianResult", "dreamgaussian_text_to_3d", "ImageSDS", "ImageSDSConfig", "distill_images", "initial_gaussians", "SDS_ABLATION", "AblationRow",
@@ -47,3 +51,5 @@ __all__ = ["PAPER_SETTINGS", "BOOK_CHANGES", "DREAMGAUSSIAN_ABLATION", "DreamGau
            "ground_truth_views", "load_view_image", "reconstruct", "upsample_views", "VIEW_SUBSETS", "rotate_about_up",
            "draw_views", "complete_views", "key_background", "recenter_views", "SHAPEWORLD_BORDER", "reconstruct_from_views", "ColourShortcut", "input_colour"]
 __all__ += trellis.__all__
+__all__ += ["DREAMFUSION_SETTINGS", "DreamFusionConfig", "DreamFusionNeRF", "DreamFusion", "render_nerf",
+            "nerf_to_gaussians", "DreamFusionResult", "dreamfusion_text_to_3d"]

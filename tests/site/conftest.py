@@ -9,6 +9,9 @@
   with apt-get, with a CJK font so that the Chinese screenshots are legible.
 * Every request that is not to the local server is blocked and recorded: the site must work
   with no network, and ``external_requests`` lets a test say so.
+* ``webgl_browser`` is Chromium with WebGL 2 drawn in software (SwiftShader), for the 3D
+  viewer's test (``test_splat_viewer.py``), which needs no book build; it skips, with the
+  reason, where Chromium is missing and cannot be installed.
 * Screenshots go to ``artifacts/site/`` (git-ignored), kept as CI artifacts.
 """
 
@@ -39,7 +42,9 @@ def find_chromium() -> str | None:
     return shutil.which("chromium")
 
 
-def ensure_chromium() -> str:
+def ensure_chromium(required: bool = True) -> str | None:
+    """Debian's Chromium (installed with apt-get when missing and we are root); when it cannot be
+    had, fail the test (``required``) or return ``None``."""
     path = find_chromium()
     have_font = Path("/usr/share/fonts/truetype/wqy").exists() or bool(list(Path("/usr/share/fonts").glob("**/*CJK*")))
     if path and have_font:
@@ -49,7 +54,7 @@ def ensure_chromium() -> str:
         subprocess.run(["apt-get", "install", "-y", "-qq", *APT_PACKAGES], check=False, capture_output=True,
                        env=dict(os.environ, DEBIAN_FRONTEND="noninteractive"))
         path = find_chromium()
-    if not path:
+    if not path and required:
         pytest.fail("headless Chromium is needed for the website test: apt-get install -y chromium")
     return path
 
@@ -108,6 +113,26 @@ def browser(tmp_path_factory):
             viewport={"width": 1280, "height": 900})
         yield context
         context.close()
+
+
+@pytest.fixture(scope="session")
+def webgl_browser(tmp_path_factory):
+    """Chromium, headless, with WebGL through SwiftShader (no GPU needed) and no network access."""
+    try:
+        import playwright.sync_api as playwright
+    except ImportError:
+        pytest.skip("the 3D viewer's browser test needs playwright (pip install -e '.[dev]')")
+    exe = ensure_chromium(required=False)
+    if not exe:
+        pytest.skip("no Chromium here and it could not be installed (apt-get install -y chromium)")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=exe, headless=True,
+            args=["--no-sandbox", "--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+                  "--ignore-gpu-blocklist", "--disable-background-networking", "--disable-component-update",
+                  "--no-first-run", "--disable-dev-shm-usage"])
+        yield browser
+        browser.close()
 
 
 @pytest.fixture()

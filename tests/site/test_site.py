@@ -7,6 +7,7 @@ on 2 cores) or against a built site with ``GSBOOK_SITE_DIR=_build/html pytest te
 from __future__ import annotations
 
 import re
+import time
 import urllib.request
 from pathlib import Path
 
@@ -324,3 +325,52 @@ def test_static_flow_steps_figure_walks_both_stages(page, base_url, artifacts, e
     assert fig.get_attribute("data-frame") == "0" and frame.get_attribute("src") == src0
     assert not page.js_errors, page.js_errors
     assert external_requests == [], f"the figure tried to reach the network: {external_requests[:5]}"
+
+
+def test_chapter_3_viewer_shows_the_lamp_and_turns_with_the_mouse(webgl_browser, base_url, artifacts):
+    """§3's 3D viewer on the built page: the WebGL renderer is served by the site (no network), the
+    lamp LGM reads out of its four views shows in its colour, and a drag turns it."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    context = webgl_browser.new_context(viewport={"width": 1100, "height": 900}, device_scale_factor=1)
+    page = context.new_page()
+    blocked, errors = [], []
+    page.route("**/*", lambda r: r.continue_() if r.request.url.startswith((base_url + "/", "blob:", "data:"))
+               else (blocked.append(r.request.url), r.abort()))
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{base_url}/chapters/03_lgm_grm.html")
+    viewer = page.locator(".gsbook-splat-viewer")
+    assert viewer.count() == 1, "§3's 3D viewer is missing from the page"
+    viewer.scroll_into_view_if_needed()
+    page.wait_for_function("() => ['ready', 'error'].includes(document.querySelector('.gsbook-splat-viewer')"
+                           ".dataset.state)", timeout=60_000)
+    assert viewer.get_attribute("data-state") == "ready", viewer.inner_text()
+
+    def picture() -> np.ndarray:
+        return np.asarray(Image.open(io.BytesIO(viewer.locator("canvas").screenshot())).convert("RGB")).astype(int)
+
+    blue = lambda image: ((image[..., 2] > image[..., 0] + 40) & (image[..., 2] > 80)).mean()  # noqa: E731
+    deadline = time.monotonic() + 20
+    before = picture()
+    while blue(before) < 0.005 and time.monotonic() < deadline:      # the first depth sort runs in a worker
+        page.wait_for_timeout(250)
+        before = picture()
+    Image.fromarray(before.astype(np.uint8)).save(artifacts / "03_lgm_grm-viewer.png")
+    assert blue(before) > 0.005, "the blue lamp shade does not show"
+    corners = np.concatenate([before[:6, :6], before[:6, -6:], before[-6:, :6], before[-6:, -6:]])
+    assert corners.min() >= 235, "the corners are not the white background"
+    box = viewer.locator("canvas").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 120, y + 10, steps=8)
+    page.mouse.up()
+    page.wait_for_timeout(800)
+    after = picture()
+    Image.fromarray(after.astype(np.uint8)).save(artifacts / "03_lgm_grm-viewer-dragged.png")
+    assert np.abs(after - before).mean() > 1.0, "a drag did not change the picture"
+    assert blocked == [] and errors == [], (blocked, errors)
+    context.close()
