@@ -49,7 +49,7 @@ from typing import Iterator, Sequence
 import torch
 from torch import Tensor
 
-from .config import PROFILES, profile as active_profile
+from .config import PROFILES, profile as active_profile, resolve_device
 from .era import era_entry
 from .generate import (GENERATORS, Generated, Request, _check_prompt, _prepare, score, turntable_views,
                        write_result)
@@ -318,13 +318,15 @@ def _run_sds2d(c: Contender, prompt: str, profile: str, seed: int, device: str, 
                       sds_steps=run.iteration, sds_seconds=run.seconds)
 
 
-def run_one(name: str | Contender, prompt: str, *, profile: str | None = None, seed: int = 0, device: str = "cpu",
-            judge: Judge | None = None, progress: bool = False, out_dir: Path | str | None = None) -> HarnessRow:
+def run_one(name: str | Contender, prompt: str, *, profile: str | None = None, seed: int = 0,
+            device: str | None = None, judge: Judge | None = None, progress: bool = False,
+            out_dir: Path | str | None = None) -> HarnessRow:
     """One contender on one prompt (see the module docstring for what is measured).
 
-    ``out_dir``: also write the asset's ``gsbook generate`` files into ``out_dir/KEY/PROMPT-WORDS``
-    (not for 2D SDS, which makes no 3D asset)."""
+    ``device``: default the profile's. ``out_dir``: also write the asset's ``gsbook generate``
+    files into ``out_dir/KEY/PROMPT-WORDS`` (not for 2D SDS, which makes no 3D asset)."""
     c = contender(name)
+    device = str(resolve_device(device))
     profile = profile or active_profile()
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
@@ -347,12 +349,13 @@ def _warm_up(prompts: Sequence[str], device: str) -> None:
 
 
 def run_harness(prompts: Sequence[str], contenders: Sequence[str | Contender] | None = None, *,
-                profile: str | None = None, seed: int = 0, device: str = "cpu", progress: bool = True,
+                profile: str | None = None, seed: int = 0, device: str | None = None, progress: bool = True,
                 out_dir: Path | str | None = None) -> list[HarnessRow]:
     """Every contender (default: all of :data:`CONTENDERS`) on every prompt, one row each, in
-    that order. Every name is checked before anything runs."""
+    that order (``device``: default the profile's). Every name is checked before anything runs."""
     from tqdm.auto import tqdm
 
+    device = str(resolve_device(device))
     chosen = [contender(c) for c in (contenders if contenders is not None else CONTENDERS)]
     if not prompts:
         raise ValueError("run_harness needs at least one prompt")

@@ -98,41 +98,43 @@ def external_requests() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def browser(tmp_path_factory):
+def playwright_driver():
+    """One Playwright driver for the whole session: its sync API cannot run two at once in one
+    thread, and both the site's browser and the WebGL browser need it."""
     try:
         import playwright.sync_api as playwright
     except ImportError:
         pytest.fail("the website test needs playwright (pip install -e '.[dev]'); it drives Debian's chromium")
-    exe = ensure_chromium()
-    profile_dir = tmp_path_factory.mktemp("chromium-profile")
     with playwright.sync_playwright() as p:
-        context = p.chromium.launch_persistent_context(
-            str(profile_dir), executable_path=exe, headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"],
-            viewport={"width": 1280, "height": 900})
-        yield context
-        context.close()
+        yield p
 
 
 @pytest.fixture(scope="session")
-def webgl_browser(tmp_path_factory):
+def browser(playwright_driver, tmp_path_factory):
+    exe = ensure_chromium()
+    profile_dir = tmp_path_factory.mktemp("chromium-profile")
+    context = playwright_driver.chromium.launch_persistent_context(
+        str(profile_dir), executable_path=exe, headless=True,
+        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+              "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"],
+        viewport={"width": 1280, "height": 900})
+    yield context
+    context.close()
+
+
+@pytest.fixture(scope="session")
+def webgl_browser(playwright_driver):
     """Chromium, headless, with WebGL through SwiftShader (no GPU needed) and no network access."""
-    try:
-        import playwright.sync_api as playwright
-    except ImportError:
-        pytest.skip("the 3D viewer's browser test needs playwright (pip install -e '.[dev]')")
     exe = ensure_chromium(required=False)
     if not exe:
         pytest.skip("no Chromium here and it could not be installed (apt-get install -y chromium)")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=exe, headless=True,
-            args=["--no-sandbox", "--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
-                  "--ignore-gpu-blocklist", "--disable-background-networking", "--disable-component-update",
-                  "--no-first-run", "--disable-dev-shm-usage"])
-        yield browser
-        browser.close()
+    browser = playwright_driver.chromium.launch(
+        executable_path=exe, headless=True,
+        args=["--no-sandbox", "--use-gl=angle", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
+              "--ignore-gpu-blocklist", "--disable-background-networking", "--disable-component-update",
+              "--no-first-run", "--disable-dev-shm-usage"])
+    yield browser
+    browser.close()
 
 
 @pytest.fixture()
