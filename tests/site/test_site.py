@@ -360,7 +360,8 @@ def test_chapter_3_viewer_shows_the_lamp_and_turns_with_the_mouse(webgl_browser,
         before = picture()
     Image.fromarray(before.astype(np.uint8)).save(artifacts / "03_lgm_grm-viewer.png")
     assert blue(before) > 0.005, "the blue lamp shade does not show"
-    corners = np.concatenate([before[:6, :6], before[:6, -6:], before[-6:, :6], before[-6:, -6:]])
+    inside = before[3:-3, 3:-3]                  # the page may show a sliver of the canvas' frame at its edge
+    corners = np.concatenate([inside[:6, :6], inside[:6, -6:], inside[-6:, :6], inside[-6:, -6:]])
     assert corners.min() >= 235, "the corners are not the white background"
     box = viewer.locator("canvas").bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
