@@ -160,3 +160,21 @@ def page(browser, base_url, external_requests):
 def artifacts() -> Path:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     return ARTIFACTS
+
+
+@pytest.fixture()
+def drag_across():
+    """``drag_across(page, selector, …)``: the 3D viewer tests' mouse drag (one copy for both files)."""
+    return _drag_across
+
+
+def _drag_across(page, selector: str, dx: float = 120, dy: float = 10, steps: int = 12, settle_ms: int = 1500) -> None:
+    """Press the mouse at the centre of ``selector``'s canvas, drag by (dx, dy), release, and wait
+    for the viewer's orbit to ease out (its controls are damped)."""
+    box = page.locator(f"{selector} canvas").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + dx, y + dy, steps=steps)
+    page.mouse.up()
+    page.wait_for_timeout(settle_ms)

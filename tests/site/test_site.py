@@ -327,7 +327,7 @@ def test_static_flow_steps_figure_walks_both_stages(page, base_url, artifacts, e
     assert external_requests == [], f"the figure tried to reach the network: {external_requests[:5]}"
 
 
-def test_chapter_3_viewer_shows_the_lamp_and_turns_with_the_mouse(webgl_browser, base_url, artifacts):
+def test_chapter_3_viewer_shows_the_lamp_and_turns_with_the_mouse(webgl_browser, base_url, artifacts, drag_across):
     """§3's 3D viewer on the built page: the WebGL renderer is served by the site (no network), the
     lamp LGM reads out of its four views shows in its colour, and a drag turns it."""
     import io
@@ -363,13 +363,7 @@ def test_chapter_3_viewer_shows_the_lamp_and_turns_with_the_mouse(webgl_browser,
     inside = before[3:-3, 3:-3]                  # the page may show a sliver of the canvas' frame at its edge
     corners = np.concatenate([inside[:6, :6], inside[:6, -6:], inside[-6:, :6], inside[-6:, -6:]])
     assert corners.min() >= 235, "the corners are not the white background"
-    box = viewer.locator("canvas").bounding_box()
-    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-    page.mouse.move(x, y)
-    page.mouse.down()
-    page.mouse.move(x + 120, y + 10, steps=8)
-    page.mouse.up()
-    page.wait_for_timeout(800)
+    drag_across(page, ".gsbook-splat-viewer", steps=8, settle_ms=800)
     after = picture()
     Image.fromarray(after.astype(np.uint8)).save(artifacts / "03_lgm_grm-viewer-dragged.png")
     assert np.abs(after - before).mean() > 1.0, "a drag did not change the picture"

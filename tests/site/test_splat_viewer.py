@@ -170,7 +170,7 @@ def assert_clean(page) -> None:
 
 # ----------------------------------------------------------------------------------------------
 def test_book_page_shows_the_object_as_the_book_draws_it_and_a_drag_turns_it(tmp_path, library, red_ball,
-                                                                             open_page, artifacts):
+                                                                             open_page, artifacts, drag_across):
     site = tmp_path / "site"
     (site / "chapters").mkdir(parents=True)
     shutil.copytree(Path(library["splats/three.module.min.js"]).parent, site / "_static" / "splats")
@@ -197,13 +197,7 @@ def test_book_page_shows_the_object_as_the_book_draws_it_and_a_drag_turns_it(tmp
         camera = "document.querySelector('.gsbook-splat-viewer').gsbookViewer.camera.position.toArray()"
         start = np.asarray(page.evaluate(camera))
         assert np.allclose(start, [0, 2.5 * np.sin(np.radians(20)), 2.5 * np.cos(np.radians(20))], atol=1e-3)
-        box = page.locator(".gsbook-splat-viewer canvas").bounding_box()
-        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
-        page.mouse.move(x, y)
-        page.mouse.down()
-        page.mouse.move(x + 120, y + 10, steps=12)
-        page.mouse.up()
-        page.wait_for_timeout(1500)                  # the orbit eases out (damping)
+        drag_across(page, ".gsbook-splat-viewer")
         after = drawn(page, ".gsbook-splat-viewer", "red")
         save(after, artifacts, "book_page_after_drag")
         moved = np.asarray(page.evaluate(camera))
