@@ -3,7 +3,7 @@
 # reuses it afterwards, then does its job:
 #   ./run.sh book   build the website (executing the chapters not yet cached) and print where to open it
 #   ./run.sh test   run every chapter under nbval, the unit tests, and the website test
-#   ./run.sh lab    open the chapters in JupyterLab
+#   ./run.sh lab    open the chapters in JupyterLab (fetching the 3D viewer's JavaScript first, once)
 # GSBOOK_PROFILE (ci | cpu | gpu) sets the workload; `test` uses ci unless told otherwise.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -72,6 +72,11 @@ except (ValueError, RuntimeError) as e: raise SystemExit(f'[gsbook] {e}')"
     ;;
   lab)
     setup
+    # The live 3D viewer (widgets/splat_viewer.py) carries its JavaScript from _vendor/, which
+    # tools/fetch_assets.py fills from npm as `book` does: fetched once, a no-op afterwards. Offline,
+    # JupyterLab opens all the same, and the viewer says to run python tools/fetch_assets.py.
+    "$PY" tools/fetch_assets.py \
+      || echo "[gsbook] could not fetch the 3D viewer's JavaScript (no network?); JupyterLab opens anyway" >&2
     exec "$VENV/bin/jupyter" lab chapters
     ;;
   *)

@@ -19,19 +19,14 @@ The ratios and the counts travel between machines far better than the seconds.
 
 from __future__ import annotations
 
-# Fixed before the harness first ran; nothing was tuned on them. (DreamFusion's settings were
-# checked on "a red ball" and "a green tree with a brown trunk" only.)
-PROMPTS = [
-    "a blue box",
-    "a yellow mushroom with a white stem",
-    "a pink cone",
-]
+from gsbook.harness import HARNESS_PROMPTS as PROMPTS  # fixed before the harness first ran
 
 
 def main() -> None:
     import argparse
     import datetime as dt
     import json
+    import os
     import shlex
     import sys
     import time
@@ -62,13 +57,15 @@ def main() -> None:
     profile = args.profile or active_profile()
     prompts, keys = PROMPTS[:args.prompts], args.only or list(CONTENDERS)
 
-    start = time.perf_counter()
+    start, load_before = time.perf_counter(), os.getloadavg()
     rows = run_harness(prompts, keys, profile=profile, seed=args.seed, device=args.device, out_dir=args.assets)
     path = args.out / "harness.json"
     header = {"what": "§5: every generator on the same prompts, timed and judged (benchmarks/harness.py)",
               "profile": profile, "hardware": hardware(args.device), "threads": torch.get_num_threads(),
               "date": dt.date.today().isoformat(), "minutes": round((time.perf_counter() - start) / 60, 1),
-              "command": "python benchmarks/harness.py " + shlex.join(sys.argv[1:]), "prompts": prompts}
+              "command": "python benchmarks/harness.py " + shlex.join(sys.argv[1:]), "prompts": prompts,
+              # 1-minute load averages before and after: above the threads used, other work shared the CPU
+              "load_average": [round(load_before[0], 2), round(os.getloadavg()[0], 2)]}
     # Re-read before writing: keep the other generators' rows from an earlier run of the same profile.
     old = json.loads(path.read_text()) if path.exists() else {}
     kept = [r for r in old.get("rows", []) if old.get("profile") == profile and r["key"] not in keys]

@@ -51,5 +51,5 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("generative maths", ("diffusion", "flow")),
     ("critics", ("sds", "judge")),
     ("methods", ("methods",)),
-    ("top", ("recipes", "train", "generate", "exercises", "harness")),
+    ("top", ("recipes", "train", "generate", "exercises", "harness", "open_problems")),
 )

@@ -43,6 +43,11 @@ exercise                       chapter  the library code :func:`forbid` switches
                                         wrapper too), ``gsbook.diffusion``'s ``guide``
 ``active_voxels``              §4       ``gsbook.methods.trellis``' ``surface_voxels`` / ``shell_coords``
 ``month_gap``                  §6       ``gsbook.era.months_between``
+``nearest_bone``               §7       ``gsbook.open_problems``' ``bone_distances`` / ``bone_weights``
+``skin_covariance``            §7       ``gsbook.open_problems``' ``blend_transforms`` / ``skin``
+``back_gap``                   §7       ``gsbook.open_problems``' ``azimuth_offsets`` / ``front_back_gap``
+``median_seconds``             §5       ``gsbook.harness.medians``
+``payback``                    §5       ``gsbook.harness.break_even_assets``
 =============================  =======  ===========================================================
 """
 
@@ -83,6 +88,11 @@ LIBRARY: dict[str, tuple[str, ...]] = {
     "euler_cfg": ("gsbook.flow.euler_sample.__wrapped__", "gsbook.flow.euler_sample", "gsbook.diffusion.noise.guide"),
     "active_voxels": ("gsbook.methods.trellis.structure.surface_voxels", "gsbook.methods.trellis.slat.shell_coords"),
     "month_gap": ("gsbook.era.months_between",),
+    "nearest_bone": ("gsbook.open_problems.bone_distances", "gsbook.open_problems.bone_weights"),
+    "skin_covariance": ("gsbook.open_problems.blend_transforms", "gsbook.open_problems.skin"),
+    "back_gap": ("gsbook.open_problems.azimuth_offsets", "gsbook.open_problems.front_back_gap"),
+    "median_seconds": ("gsbook.harness.medians",),
+    "payback": ("gsbook.harness.break_even_assets",),
 }
 
 

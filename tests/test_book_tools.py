@@ -212,3 +212,107 @@ def test_no_timeout_numbers_outside_gsbook_config():
 
 def test_chapters_come_from_the_toc():
     assert notebooks.chapters()[0] == "chapters/00_setup" and len(notebooks.chapters()) == 8
+
+
+# --------------------------------------------------------------------------- the gallery (tools/make_gallery.py)
+def fake_harness_assets(root: Path) -> Path:
+    """What ``benchmarks/harness.py --assets DIR`` writes, in miniature: 2 generators × 2 prompts,
+    each folder with gaussians.splat (gsbook's own writer), turntable.png (a row of 8 views of the
+    Gaussians, a second row of the mesh for DreamGaussian) and result.json; harness.json beside DIR."""
+    import json
+
+    from PIL import Image
+
+    from gsbook.io import save_splat
+    from gsbook.world import make_asset
+
+    assets = root / "assets"
+    for key, method, rows in (("trellis", "trellis", 1), ("dreamgaussian", "dreamgaussian", 2)):
+        for n, prompt in enumerate(("a blue box", "a pink cone")):
+            folder = assets / key / "-".join(prompt.split())
+            folder.mkdir(parents=True)
+            g = make_asset(prompt, seed=n).gaussians()
+            save_splat(folder / "gaussians.splat", g[:50 + 10 * n])          # small: 50 / 60 Gaussians
+            Image.new("RGB", (8 * 96, 96 * rows), (255, 255, 255)).save(folder / "turntable.png")
+            (folder / "result.json").write_text(json.dumps({
+                "method": method, "prompt": prompt, "seed": 0, "profile": "ci", "device": "cpu",
+                "seconds": {"load": 0.5, "run": 2.0 + n, "judge": 0.1, "write": 0.2, "total": 2.8 + n},
+                "counts": {"gaussians": 50 + 10 * n},
+                "turntable": {"views": 8, "width": 96, "height": 96, "rows": ["gaussians", "mesh"][:rows]},
+                "judge": {"gaussians": {"scores": {"category": 0.75, "colour": 1.0, "part_colour": 1.0, "all": 0.75,
+                                                   "n": 8}}}}))
+    (root / "harness.json").write_text(json.dumps({
+        "profile": "ci", "hardware": "a test machine", "threads": 2, "date": "2026-01-02",
+        "command": "python benchmarks/harness.py --assets DIR", "prompts": ["a pink cone", "a blue box"], "rows": []}))
+    return assets
+
+
+def test_make_gallery_copies_each_result_and_writes_the_manifest_and_the_page(tmp_path):
+    import json
+
+    from PIL import Image
+
+    import make_gallery
+
+    assets = fake_harness_assets(tmp_path)
+    page = tmp_path / "gallery.md"
+    page.write_text("# Gallery · 作品集\n\ntext\n\n```{raw} html\n" + make_gallery.MARKER + "\n```\n\nmore text\n",
+                    encoding="utf-8")
+    out = tmp_path / "site" / "gallery"
+    assert make_gallery.main(["--assets", str(assets), "--out", str(out), "--page", str(page)]) == 0
+
+    manifest = json.loads((out / "gallery.json").read_text(encoding="utf-8"))
+    assert manifest == make_gallery.read_manifest(out)
+    assert manifest["prompts"] == ["a pink cone", "a blue box"], "the harness' prompt order"
+    assert [g["key"] for g in manifest["generators"]] == ["dreamgaussian", "trellis"], "CONTENDERS' order"
+    assert manifest["generators"][0] == {"key": "dreamgaussian", "label": "DreamGaussian, both stages",
+                                         "label_zh": "DreamGaussian 两个阶段"}
+    assert manifest["source"] == {"profile": "ci", "hardware": "a test machine", "threads": 2, "date": "2026-01-02",
+                                  "command": "python benchmarks/harness.py --assets DIR"}
+    assert manifest["command"].startswith("python tools/make_gallery.py --assets ")
+    items = manifest["items"]
+    assert [(i["prompt"], i["key"]) for i in items] == [("a pink cone", "dreamgaussian"), ("a pink cone", "trellis"),
+                                                         ("a blue box", "dreamgaussian"), ("a blue box", "trellis")]
+    cone = items[1]
+    assert cone["splat"] == "trellis/a-pink-cone.splat" and cone["primitives"] == 60
+    assert cone["judge"] == {"category": 0.75, "colour": 1.0, "part_colour": 1.0, "n": 8}
+    assert cone["seconds"] == {"generate": 3.0, "load": 0.5, "total": 3.8}       # wall less loading
+    assert cone["label_zh"] == "Trellis" and cone["profile"] == "ci"
+    for item in items:
+        src = assets / item["key"] / "-".join(item["prompt"].split())
+        assert (out / item["splat"]).read_bytes() == (src / "gaussians.splat").read_bytes()
+        assert item["bytes"] == 32 * item["primitives"]
+        thumb = Image.open(out / item["thumbnail"])
+        assert thumb.size == (8 * make_gallery.TILE, make_gallery.TILE), "the first row, tiles scaled to 64 px"
+    assert sorted(p.name for p in out.iterdir()) == ["dreamgaussian", "gallery.json", "trellis"]
+
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("# Gallery · 作品集\n\ntext\n\n```{raw} html\n") and text.endswith("```\n\nmore text\n")
+    assert 'id="gsbook-gallery-viewer"' in text and text.count('class="gsbook-splat-viewer"') == 1, "one viewer"
+    assert '"url":"_static/gallery/dreamgaussian/a-pink-cone.splat"' in text, "it opens on the first result"
+    assert text.count('data-splat="_static/gallery/') == 4 and "_static/gallery.js" in text
+    assert 'class="lang-en"' in text and 'class="lang-zh"' in text and "a test machine" in text
+    assert make_gallery.is_current(page, out)
+    assert make_gallery.main(["--out", str(out), "--page", str(page)]) == 0 and page.read_text(encoding="utf-8") == text
+
+    # fewer prompts; a folder that is not a gallery is left alone; no manifest: the page still has its block
+    assert make_gallery.main(["--assets", str(assets), "--out", str(out), "--page", str(page), "--prompts", "1"]) == 0
+    assert make_gallery.read_manifest(out)["prompts"] == ["a pink cone"]
+    assert not (out / "trellis" / "a-blue-box.splat").exists()
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "keep.txt").write_text("mine")
+    assert make_gallery.main(["--assets", str(assets), "--out", str(tmp_path / "other"), "--page", str(page)]) == 2
+    assert (tmp_path / "other" / "keep.txt").read_text() == "mine"
+    make_gallery.write_page(None, page)
+    assert "No gallery yet" in page.read_text(encoding="utf-8") and make_gallery.FENCE.search(page.read_text())
+
+
+def test_the_committed_gallery_page_is_current():
+    """gallery.md's generated block embeds the viewer's start-up code (gsbook.viewer): a change there
+    needs ``python tools/make_gallery.py``, which rewrites the block from the committed manifest."""
+    import make_gallery
+
+    manifest = make_gallery.read_manifest()
+    assert manifest is None or all((make_gallery.OUT / i[k]).is_file() for i in manifest["items"]
+                                   for k in ("splat", "thumbnail"))
+    assert make_gallery.is_current(), "gallery.md is stale: run python tools/make_gallery.py"

@@ -67,7 +67,14 @@ def test_forbid_switches_off_the_library_code_an_exercise_would_call():
             pass
     assert set(LIBRARY) == {"ddim_update", "anneal_timestep", "covariance_3d", "composite_back_to_front",
                             "fisheye_covariance_2d", "camera_plucker", "ray_box_chord", "splat_activations",
-                            "flow_pair", "euler_cfg", "active_voxels", "month_gap"}
+                            "flow_pair", "euler_cfg", "active_voxels", "month_gap", "median_seconds", "payback"} | SECTION_7
+
+
+# §7's exercises (listed in gsbook.exercises.LIBRARY with the other chapters').
+SECTION_7 = {name for name in LIBRARY if name not in {
+    "ddim_update", "anneal_timestep", "covariance_3d", "composite_back_to_front", "fisheye_covariance_2d",
+    "camera_plucker", "ray_box_chord", "splat_activations", "flow_pair", "euler_cfg", "active_voxels", "month_gap",
+    "median_seconds", "payback"}}
 
 
 def test_forbid_switches_off_section_3s_rays_boxes_and_activations():
@@ -259,3 +266,36 @@ def test_forbid_switches_off_section_6s_month_count():
     with forbid("month_gap"), pytest.raises(AssertionError, match="month_gap called the library"):
         gap("2023-09-01", "2024-01-15")
     assert gap("2023-09-01", "2024-01-15") == 4                          # restored
+
+
+def test_chapter_5_solutions_pass_their_hidden_tests_and_the_student_version_has_neither(tmp_path):
+    source = _check_chapter(tmp_path, "05_numbers.ipynb", n_answers=2)
+    # medians of the distinct values: right on the visible rows (no repeats), wrong on the hidden ones
+    _answer_fails_only_the_hidden_tests(source, 0, "values = sorted(values)", "values = sorted(set(values))",
+                                        r"made-up rows")
+    # free training gives 0 assets: the visible checks have no free training with a saving
+    _answer_fails_only_the_hidden_tests(source, 2, "n = 1 if train_seconds == 0 else max(1, math.ceil(train_seconds / saved))",
+                                        "n = math.ceil(train_seconds / saved) if saved else 1", r"payback\(0\.0, ")
+
+
+def test_forbid_switches_off_section_5s_medians_and_payback():
+    from gsbook.harness import break_even_assets as even, medians      # bound before the guard
+
+    with forbid("median_seconds"), pytest.raises(AssertionError, match="median_seconds called the library"):
+        medians([])
+    with forbid("payback"), pytest.raises(AssertionError, match="payback called the library"):
+        even(1.0, 1.0, 2.0)
+    assert medians([]) == {} and even(1.0, 1.0, 2.0) == 1                 # restored
+
+
+def test_chapter_7_solutions_pass_their_hidden_tests_and_the_student_version_has_neither(tmp_path):
+    source = _check_chapter(tmp_path, "07_open.ipynb", n_answers=4)
+    # the distance to a bone's whole line, not its segment: right on the visible points, wrong on the hidden ones
+    _answer_fails_only_the_hidden_tests(source, 0, "t.clamp(0, 1)[..., None]", "t[..., None]", r"random bones")
+
+
+def test_forbid_switches_off_section_7s_skinning_and_gap():
+    assert SECTION_7 == {"nearest_bone", "skin_covariance", "back_gap"}
+    for name in SECTION_7:
+        for target in LIBRARY[name]:
+            assert target.startswith("gsbook.open_problems."), target

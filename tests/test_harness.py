@@ -185,3 +185,39 @@ def test_tables_in_both_languages():
     assert "慢 / 快" in ratio_table(rows, "zh")
     with pytest.raises(ValueError, match="lang"):
         times_table(rows, "fr")
+
+
+# ============================================================================== steps put back, training paid back
+def test_at_paper_steps_scales_the_sds_stage_and_keeps_the_rest():
+    row = fake_row("dreamfusion", 30.0)                      # 30 s: 20 s of 100 SDS steps, 10 s of the rest
+    row.stage_seconds = {"load": row.load_seconds, "optimise": 20.0, "convert": 10.0}
+    row.sds_steps, row.sds_seconds = 100, 20.0
+    got = harness.at_paper_steps([row, fake_row("lgm", 1.0)])
+    assert set(got) == {"dreamfusion"}                        # only methods with steps, and a paper's step count
+    assert got["dreamfusion"] == pytest.approx(0.2 * 15_000 + 10.0)
+    assert harness.PAPER_SDS_STEPS["dreamgaussian"] == 500
+
+
+def test_training_cost_reads_the_model_cards():
+    lgm = harness.training_cost("lgm")
+    assert set(lgm.networks) == {"prior_mv", "lgm"}
+    assert lgm.seconds == pytest.approx(sum(s for s, _ in lgm.networks.values())) and lgm.seconds > 3600
+    assert all(hardware for _, hardware in lgm.networks.values())
+    assert len(harness.training_cost("trellis").networks) == 4
+    with pytest.raises(ValueError, match="no networks listed for 'nerf'"):
+        harness.training_cost("nerf")
+
+
+@pytest.mark.parametrize("train, fast, slow, want", [
+    (100.0, 1.0, 11.0, 10), (101.0, 1.0, 11.0, 11), (0.0, 5.0, 5.0, 1), (0.0, 1.0, 2.0, 1),
+    (10.0, 5.0, 5.0, None), (0.0, 6.0, 5.0, None), (0.3, 0.1, 0.2, 3), (9788.4, 7.3, 600.0, 17)])
+def test_break_even_assets(train, fast, slow, want):
+    got = harness.break_even_assets(train, fast, slow)
+    assert got == want
+    if got is not None:                                       # the smallest n with train + n·fast ≤ n·slow
+        assert train + got * fast <= got * slow and (got == 1 or train + (got - 1) * fast > (got - 1) * slow)
+
+
+def test_break_even_assets_refuses_negative_times():
+    with pytest.raises(ValueError, match="≥ 0"):
+        harness.break_even_assets(-1.0, 1.0, 2.0)
