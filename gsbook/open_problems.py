@@ -336,19 +336,22 @@ def success_rate(scores: list[SceneScore]) -> float:
     return sum(s.success for s in scores) / len(scores)
 
 
-def run_generator(method: str, prompt: str, seed: int = 0, profile: str = "ci", device: str = "cpu",
+def run_generator(method: str, prompt: str, seed: int = 0, profile: str = "ci", device: str | None = None,
                    options: dict | None = None, config=None) -> Gaussians:
     """Run the generator ``method`` of ``gsbook generate`` (:data:`gsbook.generate.GENERATORS`) on a
     prompt the command itself refuses: two objects. The method receives the same request as the
     command would make for a one-object prompt (its profile's config, ``options`` such as
-    ``{"stages": 1}``); its text encoder reads the whole caption, as a real generator reads any text."""
+    ``{"stages": 1}``); its text encoder reads the whole caption, as a real generator reads any text.
+    ``device``: default the profile's (:func:`gsbook.config.resolve_device`)."""
     from dataclasses import replace
+
+    from .config import resolve_device
 
     from .generate import GENERATORS, Request
     from .harness import contender, _request
 
     c = contender(method)
-    template = _request(c, "a red ball", profile, seed, device)          # the command's own configure
+    template = _request(c, "a red ball", profile, seed, str(resolve_device(device)))          # the command's own configure
     request = replace(template, prompt=prompt, config=config if config is not None else template.config,
                       options={**template.options, **(options or {})})
     torch.manual_seed(seed)
