@@ -99,13 +99,14 @@ def quality_by_azimuth(gaussians: Gaussians, asset: Asset, azimuths_deg: list[fl
     truth = render_asset(asset, cams, background=1.0)["rgb"]
     chw = lambda x: x.permute(0, 3, 1, 2)  # noqa: E731
     return {"psnr": psnr(image, truth), "ssim": ssim(chw(image), chw(truth)),
-            "sharpness": torch.tensor([_sharpness(v) for v in image]),
-            "truth_sharpness": torch.tensor([_sharpness(v) for v in truth]), "render": image, "truth": truth}
+            "sharpness": torch.tensor([_sharpness(v[None]) for v in image]),
+            "truth_sharpness": torch.tensor([_sharpness(v[None]) for v in truth]), "render": image, "truth": truth}
 
 
-def _sharpness(view: Tensor) -> float:
+def _sharpness(views: Tensor) -> float:
+    """:func:`gsbook.images.sharpness` of ``views [B, H, W, 3]``, 0 when nothing was drawn."""
     try:
-        return sharpness(view[None])
+        return sharpness(views)
     except ValueError:                      # nothing drawn: no detail at all
         return 0.0
 
@@ -162,16 +163,9 @@ def mesh_report(vertices: Tensor, faces: Tensor, textured=None, cameras: Cameras
     sharp = None
     if textured is not None and cameras is not None:
         with torch.no_grad():
-            sharp = _sharpness_all(render_textured_mesh(textured, cameras, background=1.0)[0].clamp(0, 1))
+            sharp = _sharpness(render_textured_mesh(textured, cameras, background=1.0)[0].clamp(0, 1))
     return MeshReport(int(len(mesh.faces)), int(len(mesh.vertices)), bool(mesh.is_watertight),
                       bool(mesh.is_winding_consistent), int(mesh.body_count), int(mesh.euler_number), sharp)
-
-
-def _sharpness_all(views: Tensor) -> float:
-    try:
-        return sharpness(views)
-    except ValueError:
-        return 0.0
 
 
 # ============================================================================== compositionality
