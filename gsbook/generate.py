@@ -68,7 +68,7 @@ from .render import render
 from .viewer import VIEW_PAGE, ViewerAssetsMissing, ViewerServer, library_files, serve_folder, write_viewer_page
 from .world import BOUND, ObjectSpec, PromptError, parse
 
-__all__ = ["Request", "Generated", "Method", "GENERATORS", "register", "UsageError", "parse_settings",
+__all__ = ["Request", "Generated", "Method", "GENERATORS", "register", "build_request", "UsageError", "parse_settings",
            "turntable_views", "score", "write_result", "view", "cli"]
 
 PROG = "gsbook generate"
@@ -545,6 +545,23 @@ def _prepare(argv: Sequence[str]) -> tuple[argparse.Namespace, Method, Request] 
     config = method.configure(args)
     options = {k: v for k, v in vars(args).items() if k not in COMMON}
     return args, method, Request(method.name, args.prompt, args.seed, args.profile, args.device, config, options)
+
+
+def build_request(argv: Sequence[str]) -> Request:
+    """The :class:`Request` that ``gsbook generate ARGV`` would hand its method: the command's own
+    parser, checks and ``configure``, for a library caller (§5's harness, §7) that runs the method
+    itself (``GENERATORS[request.method].run(request, progress)``) and writes no files. ``argv`` is
+    the command line after ``gsbook generate``, e.g. ``["lgm", "a red ball", "--profile", "ci"]``;
+    ``--out`` may be left out (nothing is written), ``--list``, ``--help`` and ``--view`` may not.
+    Bad input raises :class:`UsageError` (or :class:`gsbook.text.PromptError`), as the command's one-line errors."""
+    argv = list(argv)
+    if set(argv) & {"--list", "-h", "--help", "--view"}:
+        raise UsageError("build_request makes a request to run: --list, --help and --view belong to the command")
+    if "--out" not in argv:                          # the parser wants one; a folder that is never created
+        argv += ["--out", str(Path(tempfile.gettempdir()) / "gsbook-request-never-written")]
+    prepared = _prepare(argv)
+    assert prepared is not None                      # only --list returns None
+    return prepared[2]
 
 
 def main(argv: Sequence[str] | None = None) -> Path | None:

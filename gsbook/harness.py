@@ -51,13 +51,13 @@ from torch import Tensor
 
 from .config import PROFILES, profile as active_profile, resolve_device
 from .era import era_entry
-from .generate import (GENERATORS, Generated, Request, _check_prompt, _prepare, score, turntable_views,
+from .generate import (GENERATORS, Generated, Request, _check_prompt, build_request, score, turntable_views,
                        write_result)
 from .io import save_splat
 from .judge import Judge
 
 __all__ = ["Contender", "CONTENDERS", "ESSAY_TIMES", "SDS2D_STEPS", "SDS_STAGES", "NETWORKS", "HarnessRow", "Ratio",
-           "RATIO_PAIRS", "HARNESS_PROMPTS", "PAPER_SDS_STEPS", "TrainingCost", "contender", "count_network_calls", "run_one", "run_harness", "medians", "ratios",
+           "RATIO_PAIRS", "HARNESS_PROMPTS", "PAPER_SDS_STEPS", "TrainingCost", "contender", "request_for", "count_network_calls", "run_one", "run_harness", "medians", "ratios",
            "times_table", "ratio_table", "at_paper_steps", "training_cost", "break_even_assets"]
 
 
@@ -275,20 +275,16 @@ def _splat_size(generated: Generated) -> int:
         return path.stat().st_size
 
 
-def _request(c: Contender, prompt: str, profile: str, seed: int, device: str) -> Request:
-    """The request ``gsbook generate METHOD PROMPT OPTIONS`` would make: the command's own parser,
-    checks and ``configure`` (an ``--out`` that is never created satisfies the parser)."""
-    never_written = Path(tempfile.gettempdir()) / "gsbook-harness-never-written"
-    argv = [c.method, prompt, *c.options, "--profile", profile, "--device", device, "--seed", str(seed),
-            "--quiet", "--out", str(never_written / c.key)]
-    prepared = _prepare(argv)
-    assert prepared is not None                 # only --list returns None
-    return prepared[2]
+def request_for(c: Contender, prompt: str, profile: str, seed: int = 0, device: str = "cpu") -> Request:
+    """The request ``gsbook generate METHOD PROMPT OPTIONS --profile … --seed …`` would make
+    (:func:`gsbook.generate.build_request`: the command's own parser, checks and ``configure``)."""
+    return build_request([c.method, prompt, *c.options, "--profile", profile, "--device", device,
+                          "--seed", str(seed), "--quiet"])
 
 
 def _run_generator(c: Contender, prompt: str, profile: str, seed: int, device: str, judge: Judge,
                    progress: bool, out_dir: Path | None) -> HarnessRow:
-    request = _request(c, prompt, profile, seed, device)
+    request = request_for(c, prompt, profile, seed, device)
     method = GENERATORS[c.method]
     torch.manual_seed(seed)                     # as the command does before it runs a method
     with count_network_calls() as calls:
@@ -378,7 +374,7 @@ def run_harness(prompts: Sequence[str], contenders: Sequence[str | Contender] | 
     for c in chosen:                              # bad prompts and options fail here, before any run
         for prompt in prompts:
             if c.method != "sds2d":
-                _request(c, prompt, profile, seed, device)
+                request_for(c, prompt, profile, seed, device)
             else:
                 _check_prompt(prompt)
     _warm_up(prompts, device)
@@ -524,13 +520,15 @@ def times_table(rows: Sequence[HarnessRow], lang: str = "en") -> str:
     return "\n".join(lines)
 
 
-def ratio_table(rows: Sequence[HarnessRow], lang: str = "en", pairs: Sequence[tuple[str, str]] = RATIO_PAIRS) -> str:
+def ratio_table(rows: Sequence[HarnessRow], lang: str = "en", pairs: Sequence[tuple[str, str]] = RATIO_PAIRS,
+                machine: str | None = None) -> str:
     """Markdown: for each pair, how many times longer by the essay, by the papers and on this
-    machine, with orders of magnitude (``10^x``)."""
+    machine, with orders of magnitude (``10^x``). ``machine`` heads the rows' column (default
+    "this machine"; e.g. "the book's machine" for a committed run)."""
     _check_lang(lang)
     names = {k: c.era or c.label for k, c in CONTENDERS.items()}      # the pairs' systems go by their papers' names
-    head = (["slower / faster", "the essay", "the papers", "this machine"] if lang == "en" else
-            ["慢 / 快", "原文", "论文", "本机"])
+    head = (["slower / faster", "the essay", "the papers", machine or "this machine"] if lang == "en" else
+            ["慢 / 快", "原文", "论文", machine or "本机"])
     lines = ["| " + " | ".join(head) + " |", "|---|---|---|---|"]
     for r in ratios(rows, pairs):
         lines.append(f"| {names.get(r.slow, r.slow)} / {names.get(r.fast, r.fast)} | {_times_text(r.essay)} | "

@@ -14,7 +14,8 @@ pieces, Euler characteristic, and how sharp a baked texture renders.
 
 **Compositionality.** The generators and the judge read one object. A two-object prompt ("a red
 ball on a blue box", :class:`gsbook.world.SceneSpec`) is scored by cutting the generated Gaussians
-in two where the caption's layout puts the boundary (:func:`split_scene`), rendering each half
+(or DreamGaussian's textured mesh, face by face) in two where the caption's layout puts the
+boundary (:func:`split_scene`), rendering each half
 alone from the 8 turntable views after standing it up as a single object (:func:`stand_alone`), and
 letting the judge read it (:func:`score_scene`). The scene succeeds when both halves read as their object, in
 its colour. :func:`run_generator` runs a generator of ``gsbook generate`` on such a prompt.
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -42,15 +44,19 @@ from .cameras import Cameras, orbit, turntable
 from .gaussians import Gaussians, rotmat_to_quat
 from .images import psnr, sharpness, ssim
 from .judge import Judge
+from .mesh import TexturedMesh, render_textured_mesh
 from .render import render
 from .world import Asset, ObjectSpec, SceneSpec, caption, make_asset, parse
 from .world.asset import SIZE_RANGE
 from .world.raycast import render_asset
 
+if TYPE_CHECKING:
+    from .generate import Generated
+
 __all__ = [
     "azimuth_offsets", "front_back_gap", "quality_by_azimuth", "image_to_3d", "MeshReport", "mesh_report",
     "SCENE_PROMPTS", "scene_specs", "split_plane", "split_scene", "stand_alone", "ObjectReading", "SceneScore", "score_scene",
-    "success_rate", "run_generator",
+    "success_rate", "run_generator", "GaussiansOrMesh", "render_on_white",
     "Skeleton", "chain_skeleton", "bone_distances", "bone_weights", "axis_rotation", "pose_skeleton",
     "blend_transforms", "skin", "rigidity_error", "torn_neighbours", "joint_distance",
 ]
@@ -157,8 +163,6 @@ def mesh_report(vertices: Tensor, faces: Tensor, textured=None, cameras: Cameras
     :class:`gsbook.mesh.TexturedMesh` and cameras, also the sharpness of its renders."""
     import trimesh
 
-    from .mesh import render_textured_mesh
-
     mesh = trimesh.Trimesh(vertices.detach().cpu().double().numpy(), faces.cpu().numpy(), process=True)
     sharp = None
     if textured is not None and cameras is not None:
@@ -201,19 +205,36 @@ def _extent(coord: Tensor, quantile: float) -> tuple[Tensor, Tensor]:
     return torch.quantile(coord, quantile), torch.quantile(coord, 1 - quantile)
 
 
-def split_scene(gaussians: Gaussians, spec: SceneSpec, seed: int = 0, min_opacity: float = 0.05,
-                quantile: float = 0.01) -> tuple[Gaussians, Gaussians]:
-    """Cut generated Gaussians in two where the caption's layout puts the boundary: the caption's
+GaussiansOrMesh = Gaussians | TexturedMesh
+"""What a generator hands back to be scored: Gaussians, or a textured mesh (DreamGaussian's stage 2)."""
+
+
+def _anchors(made: GaussiansOrMesh) -> Tensor:
+    """``[N, 3]``: one point per primitive, where it sits: a Gaussian's mean, a face's centroid."""
+    if isinstance(made, TexturedMesh):
+        return made.vertices.detach()[made.faces].mean(dim=1)
+    return made.means.detach()
+
+
+def _faces_subset(mesh: TexturedMesh, keep: Tensor) -> TexturedMesh | None:
+    """The faces of ``mesh`` where ``keep [F]``; ``None`` when none is kept (a mesh has at least one face)."""
+    return TexturedMesh(mesh.vertices, mesh.faces[keep], mesh.uvs, mesh.texture) if bool(keep.any()) else None
+
+
+def split_scene(made: GaussiansOrMesh, spec: SceneSpec, seed: int = 0, min_opacity: float = 0.05,
+                quantile: float = 0.01) -> tuple[GaussiansOrMesh | None, GaussiansOrMesh | None]:
+    """Cut a generated scene in two where the caption's layout puts the boundary: the caption's
     first object, then its second.
 
     The boundary comes from ShapeWorld's own layout of the caption (:func:`gsbook.world.make_scene`
     with ``seed``): the middle of the gap between the two objects' boxes along the relation's axis
     (:func:`split_plane`), as a fraction of the extent of ShapeWorld's own Gaussians of the scene. The
-    cut is placed at that fraction of the *generated* Gaussians' extent, so it follows the object
+    cut is placed at that fraction of the *generated* scene's extent, so it follows the object
     wherever the generator put it and whatever its size. Both extents are measured alike, over the
-    ``quantile`` … 1 − ``quantile`` range of the means of the Gaussians with opacity ≥ ``min_opacity``
-    (stray Gaussians do not count), so on ShapeWorld's own scene the cut falls in the gap. Faint
-    Gaussians are dropped from both halves.
+    ``quantile`` … 1 − ``quantile`` range of the primitives' positions (:func:`_anchors`: Gaussians'
+    means, or a mesh's face centroids), so on ShapeWorld's own scene the cut falls in the gap.
+    Gaussians with opacity < ``min_opacity`` are dropped first (stray Gaussians do not count). A mesh
+    is cut face by face; a side with no face is ``None`` (an empty side of Gaussians has ``n == 0``).
     """
     truth = make_asset(spec, seed)
     axis, _, first_low = split_plane(truth.layout, spec.relation)
@@ -221,32 +242,53 @@ def split_scene(gaussians: Gaussians, spec: SceneSpec, seed: int = 0, min_opacit
     gap = ((ahi[axis] + blo[axis]) if first_low else (bhi[axis] + alo[axis])) / 2
     lo, hi = _extent(truth.gaussians(4096).means[:, axis].double(), quantile)
     fraction = (gap - lo) / (hi - lo)
-    keep = gaussians.opacities.detach() >= min_opacity
-    g = gaussians.detach()[keep]
-    if g.n == 0:
-        return g, g
-    coord = g.means[:, axis]
-    lo, hi = _extent(coord.double(), quantile)
-    low = coord.double() < lo + fraction * (hi - lo)
-    return (g[low], g[~low]) if first_low else (g[~low], g[low])
+    if isinstance(made, Gaussians):
+        made = made.detach()[made.opacities.detach() >= min_opacity]
+        if made.n == 0:
+            return made, made
+    coord = _anchors(made)[:, axis].double()
+    lo, hi = _extent(coord, quantile)
+    low = coord < lo + fraction * (hi - lo)
+    take = (lambda keep: _faces_subset(made, keep)) if isinstance(made, TexturedMesh) else made.__getitem__
+    return (take(low), take(~low)) if first_low else (take(~low), take(low))
 
 
-def stand_alone(part: Gaussians, size: float = sum(SIZE_RANGE) / 2, quantile: float = 0.01) -> Gaussians:
+def stand_alone(part: GaussiansOrMesh, size: float = sum(SIZE_RANGE) / 2, quantile: float = 0.01) -> GaussiansOrMesh:
     """One object of a scene moved and scaled to stand as ShapeWorld stands a single object: centred on
     the origin, its radius (the larger of its half-height and its reach from the vertical axis, as
     :func:`gsbook.world.make_asset` measures it) equal to ``size`` (the middle of ShapeWorld's sizes).
     Half of a two-object scene is small and off centre, and the judge reads size (a large ball reads as
-    a box); extents use the ``quantile`` … 1 − ``quantile`` range of the means, so stray Gaussians do not count."""
-    if part.n == 0:
+    a box); extents use the ``quantile`` … 1 − ``quantile`` range of the primitives' positions
+    (Gaussians' means, a mesh's vertices in use), so stray primitives do not count."""
+    if isinstance(part, TexturedMesh):
+        m = part.vertices.detach()[part.faces.unique()]
+    elif part.n == 0:
         return part
-    m = part.means.detach()
+    else:
+        m = part.means.detach()
     q = torch.tensor([quantile, 1 - quantile], dtype=m.dtype)
     lo, hi = torch.quantile(m, q[0], dim=0), torch.quantile(m, q[1], dim=0)
     centre = (lo + hi) / 2
     d = m - centre
     radius = torch.maximum(d[:, 1].abs().quantile(1 - quantile), d[:, [0, 2]].norm(dim=-1).quantile(1 - quantile))
     factor = size / radius.clamp_min(1e-6)
+    if isinstance(part, TexturedMesh):
+        return TexturedMesh((part.vertices.detach() - centre) * factor, part.faces, part.uvs, part.texture)
     return Gaussians(d * factor, part.quats, part.log_scales + factor.log(), part.opacity_logits, part.sh)
+
+
+def _primitives(made: GaussiansOrMesh | None) -> int:
+    if made is None:
+        return 0
+    return made.n_faces if isinstance(made, TexturedMesh) else made.n
+
+
+def render_on_white(made: GaussiansOrMesh, cams: Cameras) -> Tensor:
+    """``[C, H, W, 3]`` in [0, 1], on the CPU: Gaussians (:func:`gsbook.render.render`) or a textured
+    mesh (:func:`gsbook.mesh.render_textured_mesh`) rendered on white, as the judge reads them."""
+    if isinstance(made, TexturedMesh):
+        return render_textured_mesh(made.to(cams.viewmats.device), cams, background=1.0)[0].clamp(0, 1).cpu()
+    return render(made.to(cams.viewmats.device), cams, background=1.0).image.clamp(0, 1).cpu()
 
 
 @dataclass
@@ -256,7 +298,8 @@ class ObjectReading:
     Attributes:
         spec: what the caption says. readings: the judge's captions, one per view.
         category, colour: the share of views that read the category, the main colour right.
-        both: the share of views that read both right. gaussians: how many Gaussians the half has.
+        both: the share of views that read both right.
+        primitives: how many Gaussians (or a mesh's faces) the half has.
         present: ``both`` ≥ ``threshold`` (:func:`score_scene`).
     """
 
@@ -265,7 +308,7 @@ class ObjectReading:
     category: float
     colour: float
     both: float
-    gaussians: int
+    primitives: int
     present: bool
 
 
@@ -289,38 +332,41 @@ class SceneScore:
 
 
 @torch.no_grad()
-def _read_object(judge: Judge, part: Gaussians, spec: ObjectSpec, cams: Cameras, threshold: float,
-                 min_gaussians: int) -> ObjectReading:
-    if part.n < min_gaussians:
-        return ObjectReading(spec, ["nothing"] * len(cams), 0.0, 0.0, 0.0, part.n, False)
-    views = render(stand_alone(part).to(cams.viewmats.device), cams, background=1.0).image.clamp(0, 1).cpu()
-    read = judge.predict(views)
+def _read_object(judge: Judge, part: GaussiansOrMesh | None, spec: ObjectSpec, cams: Cameras, threshold: float,
+                 min_primitives: int) -> ObjectReading:
+    n = _primitives(part)
+    if n < min_primitives:
+        return ObjectReading(spec, ["nothing"] * len(cams), 0.0, 0.0, 0.0, n, False)
+    read = judge.predict(render_on_white(stand_alone(part), cams))
     cat = [r.category == spec.category for r in read]
     col = [r.colour == spec.colour for r in read]
     both = [a and b for a, b in zip(cat, col)]
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    return ObjectReading(spec, [caption(r) for r in read], mean(cat), mean(col), mean(both), part.n,
-                         mean(both) >= threshold)
+    return ObjectReading(spec, [caption(r) for r in read], mean(cat), mean(col), mean(both), n, mean(both) >= threshold)
 
 
 @torch.no_grad()
-def score_scene(judge: Judge, gaussians: Gaussians, spec: SceneSpec | str, seed: int = 0, threshold: float = 0.5,
-                min_gaussians: int = 16) -> SceneScore:
+def score_scene(judge: Judge, made: GaussiansOrMesh, spec: SceneSpec | str, seed: int = 0, threshold: float = 0.5,
+                min_primitives: int = 16) -> SceneScore:
     """Score a two-object prompt: :func:`split_scene`, then each half rendered alone from the 8
     turntable views (:func:`gsbook.cameras.turntable`, as every generator is judged), framed as a
-    single object (:func:`stand_alone`) and read by the judge. An object is *present* when at least
+    single object (:func:`stand_alone`) and read by the judge. ``made`` is Gaussians or a textured
+    mesh (cut face by face, rendered with its texture). An object is *present* when at least
     ``threshold`` of its views read its category and its main colour right; a half with fewer than
-    ``min_gaussians`` Gaussians is absent. The whole scene's reading is kept too (``whole``): the judge
-    reads one object, so it shows what a one-object score would have seen.
+    ``min_primitives`` Gaussians (or faces) is absent. The whole scene's reading is kept too
+    (``whole``): the judge reads one object, so it shows what a one-object score would have seen.
     """
     spec = parse(spec) if isinstance(spec, str) else spec
     if not isinstance(spec, SceneSpec):
         raise ValueError(f"score_scene scores two-object prompts (e.g. 'a red ball on a blue box'), got {caption(spec)!r}")
+    if not isinstance(made, (Gaussians, TexturedMesh)):
+        raise TypeError(f"score_scene reads Gaussians or a TexturedMesh, got {type(made).__name__}")
     cams = turntable(8, device="cpu")
-    first, second = split_scene(gaussians.detach().to("cpu"), spec, seed)
-    whole = [caption(r) for r in judge.predict(render(gaussians.detach().to("cpu"), cams, background=1.0).image.clamp(0, 1))]
-    return SceneScore(caption(spec), _read_object(judge, first, spec.first, cams, threshold, min_gaussians),
-                      _read_object(judge, second, spec.second, cams, threshold, min_gaussians), whole)
+    made = made.to("cpu") if isinstance(made, TexturedMesh) else made.detach().to("cpu")
+    first, second = split_scene(made, spec, seed)
+    whole = [caption(r) for r in judge.predict(render_on_white(made, cams))]
+    return SceneScore(caption(spec), _read_object(judge, first, spec.first, cams, threshold, min_primitives),
+                      _read_object(judge, second, spec.second, cams, threshold, min_primitives), whole)
 
 
 def success_rate(scores: list[SceneScore]) -> float:
@@ -331,25 +377,28 @@ def success_rate(scores: list[SceneScore]) -> float:
 
 
 def run_generator(method: str, prompt: str, seed: int = 0, profile: str = "ci", device: str | None = None,
-                   options: dict | None = None, config=None) -> Gaussians:
-    """Run the generator ``method`` of ``gsbook generate`` (:data:`gsbook.generate.GENERATORS`) on a
-    prompt the command itself refuses: two objects. The method receives the same request as the
-    command would make for a one-object prompt (its profile's config, ``options`` such as
-    ``{"stages": 1}``); its text encoder reads the whole caption, as a real generator reads any text.
-    ``device``: default the profile's (:func:`gsbook.config.resolve_device`)."""
+                  options: dict | None = None, config=None) -> Generated:
+    """Run the generator ``method`` of ``gsbook generate`` (a key of
+    :data:`gsbook.harness.CONTENDERS`, e.g. ``"lgm"`` or ``"dreamgaussian-1"``) on a prompt the command
+    itself refuses: two objects. The method receives the request the command would make for a
+    one-object prompt (:func:`gsbook.harness.request_for`: its profile's config, its options, plus
+    ``options`` such as ``{"stages": 1}``), with the two-object caption put in; its text encoder reads
+    the whole caption, as a real generator reads any text. Returns the method's
+    :class:`gsbook.generate.Generated`: ``.gaussians``, and ``.mesh`` when it makes one (DreamGaussian's
+    stage 2). ``device``: default the profile's (:func:`gsbook.config.resolve_device`)."""
     from dataclasses import replace
 
     from .config import resolve_device
-
-    from .generate import GENERATORS, Request
-    from .harness import contender, _request
+    from .generate import GENERATORS
+    from .harness import contender, request_for
 
     c = contender(method)
-    template = _request(c, "a red ball", profile, seed, str(resolve_device(device)))          # the command's own configure
+    template = request_for(c, "a red ball", profile, seed, str(resolve_device(device)))   # the command's own configure
     request = replace(template, prompt=prompt, config=config if config is not None else template.config,
                       options={**template.options, **(options or {})})
     torch.manual_seed(seed)
-    return GENERATORS[c.method].run(request, False).gaussians.detach()
+    with torch.enable_grad():                  # the optimisers need gradients, whatever the caller turned off
+        return GENERATORS[c.method].run(request, False)
 
 
 # ============================================================================== animatable output

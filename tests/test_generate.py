@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -364,6 +365,24 @@ def test_register_adds_a_method(monkeypatch):
     assert gen.GENERATORS["another"].run is run and gen.GENERATORS["another"].summary == "one more"
     with pytest.raises(ValueError, match="one word"):
         gen.register("two words", "no")
+
+
+def test_build_request_is_the_request_the_command_makes(tmp_path):
+    from gsbook.methods import FeedForwardConfig
+
+    request = gen.build_request(["lgm", "a", "red", "ball", "--profile", "ci", "--seed", "3", "--set", "sampler_steps=2"])
+    assert (request.method, request.prompt, request.seed, request.profile, request.device) == \
+        ("lgm", "a red ball", 3, "ci", "cpu")
+    assert request.config == FeedForwardConfig.for_profile("ci", seed=3, sampler_steps=2)
+    assert not (Path(tempfile.gettempdir()) / "gsbook-request-never-written").exists(), "nothing is written"
+    stage1 = gen.build_request(["dreamgaussian", "a red ball", "--stages", "1", "--profile", "ci", "--out", str(tmp_path)])
+    assert stage1.options["stages"] == 1 and not any(tmp_path.iterdir())
+    with pytest.raises(gen.UsageError, match="two objects"):
+        gen.build_request(["lgm", "a red ball on a blue box", "--profile", "ci"])
+    with pytest.raises(gen.UsageError, match="unknown method 'nerf'"):
+        gen.build_request(["nerf", "a red ball"])
+    with pytest.raises(gen.UsageError, match="--view belong to the command"):
+        gen.build_request(["lgm", "a red ball", "--view"])
 
 
 def test_parse_settings_reads_each_field_as_its_type():

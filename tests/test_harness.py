@@ -182,7 +182,8 @@ def test_tables_in_both_languages():
     ratio = ratio_table(rows)
     assert "| DreamFusion / LGM | ×1,800 (10^3.3) | ×1,080 (10^3.0) | ×1,000 (10^3.0) |" in ratio
     assert "| DreamFusion / TRELLIS | ×900 (10^3.0) | ×540 (10^2.7) | — |" in ratio
-    assert "慢 / 快" in ratio_table(rows, "zh")
+    assert "慢 / 快" in ratio_table(rows, "zh") and ratio.splitlines()[0].endswith("| this machine |")
+    assert ratio_table(rows, machine="the book's machine (cpu)").splitlines()[0].endswith("| the book's machine (cpu) |")
     with pytest.raises(ValueError, match="lang"):
         times_table(rows, "fr")
 

@@ -10,6 +10,7 @@ import torch
 
 from gsbook.gaussians import Gaussians
 from gsbook.judge import Judge
+from gsbook.mesh import TexturedMesh
 from gsbook.open_problems import (SCENE_PROMPTS, Skeleton, axis_rotation, azimuth_offsets, blend_transforms,
                                   bone_distances, bone_weights, chain_skeleton, front_back_gap, joint_distance,
                                   mesh_report, pose_skeleton, rigidity_error, scene_specs, score_scene, skin,
@@ -102,6 +103,32 @@ def test_the_scene_score_refuses_one_object_and_an_empty_scene_is_absent(judge):
     assert score.present == 0 and score.first.readings == ["nothing"] * 8
     with pytest.raises(ValueError, match="no scenes"):
         success_rate([])
+
+
+def test_the_scene_score_cuts_a_textured_mesh_face_by_face(judge):
+    """DreamGaussian's stage-2 product is a textured mesh; the same score cuts it by face centroids and
+    reads each half with its texture. ShapeWorld's own scene (its exact surface, textured by stage 2's
+    bake from its Gaussians' renders) passes; its lower half alone does not."""
+    from gsbook.methods import DreamGaussianConfig, bake_mesh
+
+    spec = parse("a red ball on a blue box")
+    asset = make_asset(spec, 0)
+    g, surface = asset.gaussians(4096), asset.mesh(40)
+    mesh = bake_mesh(g, torch.as_tensor(surface.vertices, dtype=torch.float32), torch.as_tensor(surface.faces),
+                     DreamGaussianConfig.for_profile("ci"))
+    first, second = split_scene(mesh, spec)
+    assert isinstance(first, TexturedMesh) and first.n_faces + second.n_faces == mesh.n_faces
+    centroids = lambda m: m.vertices[m.faces].mean(1)  # noqa: E731
+    assert centroids(first)[:, 1].min() > centroids(second)[:, 1].max() - 1e-6, "the ball's faces lie above the box's"
+    score = score_scene(judge, mesh, spec)
+    assert score.success and score.first.primitives == first.n_faces and len(score.whole) == 8
+    box_only = score_scene(judge, second, spec)
+    assert not box_only.first.present and not box_only.success
+    standing = stand_alone(first, size=0.6, quantile=0.0)
+    used = standing.vertices[standing.faces.unique()]
+    assert used[:, 1].abs().max() == pytest.approx(0.6, abs=0.01) and torch.equal(standing.texture, first.texture)
+    with pytest.raises(TypeError, match="Gaussians or a TexturedMesh"):
+        score_scene(judge, g.means, spec)
 
 
 # ============================================================================== skinning

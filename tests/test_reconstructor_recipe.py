@@ -87,15 +87,24 @@ def test_batch_shapes_and_soft_inputs(data):
     torch.testing.assert_close(sharp, data.inputs[:1].float() / 255)
 
 
+# Networks small enough to train three times in a test (64² inputs, as the data has), and stage one
+# only (refine_steps=0; test_refine_stage_* covers stage two): resuming is the loop's business, not the
+# network's size.
+SMALL = {"lgm": dict(down_channels=(16, 32, 32), down_attention=(False, True, True), up_channels=(32, 32),
+                     up_attention=(True, False), norm_groups=4, attention_heads=2),
+         "grm": dict(width=64, depth=2, heads=2)}
+
+
 @pytest.mark.parametrize("model", ["lgm", "grm"])
 def test_training_runs_checkpoints_and_resumes_exactly(model, data, tmp_path):
-    recipe = tiny(model, steps=2, checkpoint_every=1, model_config={})
+    recipe = tiny(model, steps=2, checkpoint_every=1, refine_steps=0, model_config=SMALL[model])
     first, report = train_reconstructor(recipe, data=data, progress=False, folder=tmp_path)
     assert report["steps"] == 2 and len(report["history_every_50"]) == 1 and math.isfinite(report["final_loss"])
-    longer, _ = train_reconstructor(tiny(model, steps=3, checkpoint_every=1), data=data, progress=False,
-                                    folder=tmp_path)
-    straight, _ = train_reconstructor(tiny(model, steps=3, checkpoint_every=1), data=data, progress=False,
-                                      folder=tmp_path / "fresh")
+    assert report["model_config"]["depth" if model == "grm" else "norm_groups"] == (2 if model == "grm" else 4)
+    longer, _ = train_reconstructor(tiny(model, steps=3, checkpoint_every=1, refine_steps=0, model_config=SMALL[model]), data=data,
+                                    progress=False, folder=tmp_path)
+    straight, _ = train_reconstructor(tiny(model, steps=3, checkpoint_every=1, refine_steps=0, model_config=SMALL[model]), data=data,
+                                      progress=False, folder=tmp_path / "fresh")
     for a, b in zip(longer.parameters(), straight.parameters()):
         torch.testing.assert_close(a, b)
     assert not all(torch.equal(a, b) for a, b in zip(first.parameters(), straight.parameters()))

@@ -368,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
         if a.assets is not None:
             opts = [f"--assets {shlex.quote(str(a.assets))}"] + (
                 [f"--harness {shlex.quote(str(a.harness))}"] if a.harness else []) + (
-                [f"--prompts {a.prompts}"] if a.prompts else []) + [f"--only {k}" for k in a.only or []]
+                [f"--prompts {a.prompts}"] if a.prompts else []) + [f"--only {k}" for k in a.only or []] + (
+                [f"--max-mb {a.max_mb:g}"] if a.max_mb != ap.get_default("max_mb") else [])
             manifest = build(a.assets, a.out, harness=a.harness, prompts=a.prompts, only=a.only,
                              command="python tools/make_gallery.py " + " ".join(opts))
             size = folder_bytes(a.out)
