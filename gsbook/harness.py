@@ -275,10 +275,11 @@ def _splat_size(generated: Generated) -> int:
         return path.stat().st_size
 
 
-def request_for(c: Contender, prompt: str, profile: str, seed: int = 0, device: str = "cpu") -> Request:
-    """The request ``gsbook generate METHOD PROMPT OPTIONS --profile … --seed …`` would make
-    (:func:`gsbook.generate.build_request`: the command's own parser, checks and ``configure``)."""
-    return build_request([c.method, prompt, *c.options, "--profile", profile, "--device", device,
+def request_for(c: Contender, prompt: str, profile: str, seed: int = 0, device: str | None = None) -> Request:
+    """The request ``gsbook generate METHOD PROMPT OPTIONS --profile … --seed … --device …`` would make
+    (:func:`gsbook.generate.build_request`: the command's own parser, checks and ``configure``);
+    ``device``: default the profile's (:func:`gsbook.config.resolve_device`)."""
+    return build_request([c.method, prompt, *c.options, "--profile", profile, "--device", str(resolve_device(device)),
                           "--seed", str(seed), "--quiet"])
 
 
