@@ -115,7 +115,12 @@ def browser(playwright_driver, tmp_path_factory):
     profile_dir = tmp_path_factory.mktemp("chromium-profile")
     context = playwright_driver.chromium.launch_persistent_context(
         str(profile_dir), executable_path=exe, headless=True,
-        args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        # --disable-3d-apis: with --disable-gpu alone Chromium still falls back to SwiftShader, so
+        # every page with a 3D viewer (§2–§5) would draw its scene in software, frame after frame,
+        # on the CPU the next page needs to load (a CI run timed out loading §3 that way). These
+        # tests never look at the viewer's picture; its own tests use ``webgl_browser``. Without
+        # WebGL the viewer says so in its frame and raises nothing.
+        args=["--no-sandbox", "--disable-gpu", "--disable-3d-apis", "--disable-background-networking",
               "--disable-component-update", "--no-first-run", "--disable-dev-shm-usage"],
         viewport={"width": 1280, "height": 900})
     yield context

@@ -27,7 +27,9 @@ def visible(page, selector: str) -> list[bool]:
 
 
 def goto(page, url: str):
-    page.goto(url, wait_until="load")
+    # Pages weigh up to ~1.3 MB of inline figures: give a slow, busy machine room (Playwright's
+    # default is 30 s) rather than fail on the clock.
+    page.goto(url, wait_until="load", timeout=120_000)
     # MathJax (deferred, so loaded by now on pages with maths) typesets after load: wait for it.
     page.evaluate("""async () => {
         if (window.MathJax && MathJax.startup && MathJax.startup.promise) await MathJax.startup.promise;
@@ -293,6 +295,8 @@ def test_static_four_views_figure_switches_views_and_orbits(page, base_url, arti
     assert views.get_attribute("src") != views0 and attention.get_attribute("src") != attention0
     assert fig.get_attribute("data-azimuth") == "3", "switching the views keeps the orbit angle"
     fig.screenshot(path=str(artifacts / "03_lgm_grm-figure3-prior.png"))
+    # This browser has no WebGL (conftest): the page's 3D viewer says so in its frame, quietly.
+    assert "WebGL" in page.locator(".gsbook-splat-viewer .gsbook-splat-status").inner_text()
     assert not page.js_errors, page.js_errors
     assert external_requests == [], f"the figure tried to reach the network: {external_requests[:5]}"
 
