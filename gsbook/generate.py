@@ -68,8 +68,8 @@ from .render import render
 from .viewer import VIEW_PAGE, ViewerAssetsMissing, ViewerServer, library_files, serve_folder, write_viewer_page
 from .world import BOUND, ObjectSpec, PromptError, parse
 
-__all__ = ["Request", "Generated", "Method", "GENERATORS", "register", "build_request", "UsageError", "parse_settings",
-           "turntable_views", "score", "write_result", "view", "cli"]
+__all__ = ["Request", "Generated", "Method", "GENERATORS", "register", "build_request", "check_prompt", "UsageError",
+           "parse_settings", "turntable_views", "score", "write_result", "view", "cli"]
 
 PROG = "gsbook generate"
 TURNTABLE_VIEWS = 8                    # the views every method is judged from: turntable(8) …
@@ -496,7 +496,10 @@ def _say(quiet: bool, message: str) -> None:
         print(f"[{PROG}] {message}", file=sys.stderr, flush=True)
 
 
-def _check_prompt(prompt: str) -> str:
+def check_prompt(prompt: str) -> str:
+    """``prompt``, if the generators can take it: one object of ShapeWorld's vocabulary (e.g.
+    ``"a red ball"``). Otherwise :class:`UsageError` (a scene of two objects) or the parser's
+    ``PromptError`` (an unknown word; it names the word and lists the vocabulary)."""
     spec = parse(prompt)                             # PromptError names the word and lists the vocabulary
     if not isinstance(spec, ObjectSpec):
         raise UsageError(f"prompt {prompt!r} describes a scene of two objects; the generators and the judge "
@@ -522,7 +525,7 @@ def _prepare(argv: Sequence[str]) -> tuple[argparse.Namespace, Method, Request] 
     method = GENERATORS[args.method]
     args.prompt = " ".join(args.prompt).strip()
     if args.prompt or not method.prompt_optional:
-        _check_prompt(args.prompt)
+        check_prompt(args.prompt)
     try:
         args.profile = args.profile or profile()
     except (ValueError, RuntimeError) as error:
@@ -798,7 +801,7 @@ def _trellis_configure(args: argparse.Namespace):
     from .methods.trellis import TrellisConfig
 
     if args.appearance is not None:
-        args.appearance = _check_prompt(" ".join(args.appearance.split()))
+        args.appearance = check_prompt(" ".join(args.appearance.split()))
     if args.regenerate_top is not None and not 0 < args.regenerate_top < 1:
         raise UsageError(f"--regenerate-top is a fraction of the height in (0, 1), got {args.regenerate_top}")
     overrides = parse_settings(TrellisConfig, args.set, reserved={"seed": "--seed", "steps": "--steps"})

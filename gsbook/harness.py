@@ -51,7 +51,7 @@ from torch import Tensor
 
 from .config import PROFILES, profile as active_profile, resolve_device
 from .era import era_entry
-from .generate import (GENERATORS, Generated, Request, _check_prompt, build_request, score, turntable_views,
+from .generate import (GENERATORS, Generated, Request, build_request, check_prompt, score, turntable_views,
                        write_result)
 from .io import save_splat
 from .judge import Judge
@@ -377,7 +377,7 @@ def run_harness(prompts: Sequence[str], contenders: Sequence[str | Contender] | 
             if c.method != "sds2d":
                 request_for(c, prompt, profile, seed, device)
             else:
-                _check_prompt(prompt)
+                check_prompt(prompt)
     _warm_up(prompts, device)
     judge = Judge.from_shipped(device)
     rows = []

@@ -367,6 +367,16 @@ def test_register_adds_a_method(monkeypatch):
         gen.register("two words", "no")
 
 
+def test_check_prompt_takes_one_object_and_names_what_it_refuses():
+    from gsbook.world import PromptError
+
+    assert gen.check_prompt("a blue lamp with a grey base") == "a blue lamp with a grey base"
+    with pytest.raises(gen.UsageError, match="two objects"):
+        gen.check_prompt("a red ball on a blue box")
+    with pytest.raises(PromptError, match="teapot"):
+        gen.check_prompt("a red teapot")
+
+
 def test_build_request_is_the_request_the_command_makes(tmp_path):
     from gsbook.methods import FeedForwardConfig
 

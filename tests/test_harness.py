@@ -72,7 +72,8 @@ def test_network_calls_are_counted_per_network(rows):
     assert r["sds2d"].network_calls == {"TextToImagePrior": 3}
     assert r["dreamgaussian-tiny"].network_calls == {"TextToImagePrior": 3}
     assert r["lgm"].network_calls == {"MultiViewPrior": 10, "LGM": 1}                  # ci: 10 sampler steps, 1 pass
-    assert r["trellis"].network_calls["StructureFlow"] == r["trellis"].network_calls["SLatFlow"] == 25
+    assert r["trellis"].network_calls == {"StructureFlow": 25, "StructureDecoder": 2, "SLatFlow": 25, "SLatDecoder": 1}, \
+        "every TRELLIS network by name: the flows' steps, the structure decoder's two passes, one SLat decode"
     # the NeRF: one call per step (all the step's rays at once) and one for the conversion grid
     assert r["dreamfusion-tiny"].network_calls == {"TextToImagePrior": 3, "DreamFusionNeRF": 4}
     counts = r["dreamfusion-tiny"].counts

@@ -459,6 +459,11 @@ class _VoxelTransformer(nn.Module):
         return self.out(self.norm(h)) * keep
 
 
+class SLatDecoder(_VoxelTransformer):
+    """The SLat VAE's decoder (latents → K Gaussians' channels per voxel): the voxel transformer under
+    its own name, so that call counts (:func:`gsbook.harness.count_network_calls`) say which network ran."""
+
+
 class SLatVAE(nn.Module, ShippedModel):
     """The structured-latent VAE: voxel features → SLat ``[B, L, 8]`` → K Gaussians per voxel.
 
@@ -473,7 +478,7 @@ class SLatVAE(nn.Module, ShippedModel):
         super().__init__()
         self.config = cfg = config or SLatVAEConfig()
         self.encoder = _VoxelTransformer(cfg.feature_channels, 2 * cfg.latent_channels, cfg, cfg.encoder_depth)
-        self.decoder = _VoxelTransformer(cfg.latent_channels, cfg.gaussians_per_voxel * GAUSSIAN_CHANNELS, cfg,
+        self.decoder = SLatDecoder(cfg.latent_channels, cfg.gaussians_per_voxel * GAUSSIAN_CHANNELS, cfg,
                                          cfg.decoder_depth)
         # TRELLIS zeroes the decoder's output layer: every voxel starts as the same bundle.
         nn.init.zeros_(self.decoder.out.weight)

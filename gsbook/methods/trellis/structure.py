@@ -202,6 +202,13 @@ class StructureResBlock(nn.Module):
         return x + self.body(x)
 
 
+class StructureDecoder(nn.Sequential):
+    """One of the structure VAE's two decoding passes (coarse latent grid → features, then → the fine
+    occupancy grid). A plain ``nn.Sequential`` with a name, so that call counts
+    (:func:`gsbook.harness.count_network_calls`) say which network ran; its weights' keys are a
+    ``Sequential``'s."""
+
+
 class StructureVAE(nn.Module, ShippedModel):
     """Occupancy ``[B, R, R, R]`` ⇄ latent ``[B, 8, r, r, r]`` (``r = R/4``: 32³ → 8³).
 
@@ -224,11 +231,11 @@ class StructureVAE(nn.Module, ShippedModel):
             nn.Conv3d(fine, coarse, 3, stride=2, padding=1),
             *[StructureResBlock(coarse, g) for _ in range(cfg.encoder_blocks)],
             nn.GroupNorm(g, coarse), nn.SiLU(), nn.Conv3d(coarse, 2 * cfg.latent_channels, 3, padding=1))
-        self.decoder_coarse = nn.Sequential(
+        self.decoder_coarse = StructureDecoder(
             nn.Conv3d(cfg.latent_channels, coarse, 3, padding=1),
             *[StructureResBlock(coarse, g) for _ in range(cfg.decoder_blocks)],
             nn.GroupNorm(g, coarse), nn.SiLU(), nn.Conv3d(coarse, fine * 8, 1))
-        self.decoder_fine = nn.Sequential(
+        self.decoder_fine = StructureDecoder(
             *[StructureResBlock(fine, g) for _ in range(cfg.fine_blocks)],
             nn.GroupNorm(g, fine), nn.SiLU(), nn.Conv3d(fine, f3, 3, padding=1))
 
