@@ -176,6 +176,37 @@ def test_fetch_assets_lists_the_viewer_and_its_licences_and_checks_its_patch(tmp
     sys.modules.pop("fetch_assets", None)
 
 
+def test_fetch_assets_swaps_in_a_complete_fetch_and_keeps_the_old_files_when_one_fails(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "tools"))
+    import fetch_assets
+
+    vendor = tmp_path / "_vendor"
+    (vendor / "splats").mkdir(parents=True)
+    (vendor / "splats" / "old.js").write_text("the files there were")
+    monkeypatch.setattr(fetch_assets, "VENDOR", vendor)
+
+    def offline(spec, folder, npm):
+        raise OSError(f"no network for {spec}")
+
+    monkeypatch.setattr(fetch_assets, "download", offline)
+    with pytest.raises(OSError, match="no network"):
+        fetch_assets.fetch(force=True)
+    assert (vendor / "splats" / "old.js").read_text() == "the files there were", "a failed fetch emptied _vendor/"
+    assert not (tmp_path / "_vendor.partial").exists()
+
+    def complete(folder, npm):
+        for name in fetch_assets.REQUIRED:
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_text(name)
+        (folder / "VERSIONS.json").write_text("{}")
+        return {"three": "0.170.0"}
+
+    monkeypatch.setattr(fetch_assets, "_gather", complete)
+    assert fetch_assets.fetch(force=True) == vendor and fetch_assets.have_all()
+    assert not (vendor / "splats" / "old.js").exists() and not (tmp_path / "_vendor.partial").exists()
+    sys.modules.pop("fetch_assets", None)
+
+
 # ============================================================================== the page and the server
 def test_page_is_written_beside_its_files_with_the_javascript(tmp_path, fake_vendor):
     g = ball()

@@ -123,13 +123,31 @@ def patch(path: Path, edits: list[tuple[str, str, int]]) -> None:
 
 
 def fetch(force: bool = False) -> Path:
+    """Download every package into ``_vendor/``. The files are gathered in a staging folder beside
+    it and swapped in only once all are there and checked, so a failed or interrupted fetch (no
+    network, a changed upstream file) leaves the ``_vendor/`` there was, not an empty one."""
     if have_all() and not force:
         print(f"[fetch_assets] up to date: {VENDOR}")
         return VENDOR
     npm = shutil.which("npm")
+    staging = VENDOR.with_name(VENDOR.name + ".partial")
+    if staging.exists():
+        shutil.rmtree(staging)                   # what an earlier failed fetch left
+    staging.mkdir(parents=True)
+    try:
+        versions = _gather(staging, npm)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     if VENDOR.exists():
         shutil.rmtree(VENDOR)
-    VENDOR.mkdir(parents=True)
+    staging.rename(VENDOR)
+    print(f"[fetch_assets] fetched {versions} into {VENDOR}")
+    return VENDOR
+
+
+def _gather(folder: Path, npm: str | None) -> dict[str, str]:
+    """Every package's files into ``folder``, patched and checked; the packages' versions."""
     versions = {}
     with tempfile.TemporaryDirectory() as tmp:
         for spec, files in PACKAGES.items():
@@ -140,7 +158,7 @@ def fetch(force: bool = False) -> Path:
             pkg = unpack / "package"
             versions[spec.rsplit("@", 1)[0]] = json.loads((pkg / "package.json").read_text())["version"]
             for src, dst in files:
-                s, d = pkg / src, VENDOR / dst
+                s, d = pkg / src, folder / dst
                 d.parent.mkdir(parents=True, exist_ok=True)
                 if s.is_dir():
                     shutil.copytree(s, d, ignore=shutil.ignore_patterns("*.map"))
@@ -149,13 +167,12 @@ def fetch(force: bool = False) -> Path:
                 else:
                     sys.exit(f"[fetch_assets] {spec} has no {src}")
     for dst, edits in PATCHES.items():
-        patch(VENDOR / dst, edits)
-    (VENDOR / "VERSIONS.json").write_text(json.dumps(versions, indent=2) + "\n")
-    missing = [p for p in REQUIRED if not (VENDOR / p).is_file()]
+        patch(folder / dst, edits)
+    (folder / "VERSIONS.json").write_text(json.dumps(versions, indent=2) + "\n")
+    missing = [p for p in REQUIRED if not (folder / p).is_file()]
     if missing:
         sys.exit(f"[fetch_assets] missing after fetch: {missing}")
-    print(f"[fetch_assets] fetched {versions} into {VENDOR}")
-    return VENDOR
+    return versions
 
 
 if __name__ == "__main__":
