@@ -94,10 +94,13 @@ def prior_mv_recipe(args: argparse.Namespace) -> None:
         return
     overrides = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "n_assets": args.n_assets,
                  "checkpoint_every": args.checkpoint_every, "refine_steps": args.refine_steps}
-    recipe = PriorMVRecipe.for_profile(args.profile, seed=args.seed,
-                                       **{k: v for k, v in overrides.items() if v is not None})
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    recipe = PriorMVRecipe.for_profile(args.profile, seed=args.seed, **overrides)
+    flags = [f"--profile {args.profile}"] + [f"--{k.replace('_', '-')} {v}" for k, v in overrides.items()
+                                             if k != "checkpoint_every"]
     run_prior_mv_recipe(recipe, args.out, resume=not args.fresh, device=args.device,
-                        eval_n=4 if args.profile == "ci" else 50)
+                        eval_n=4 if args.profile == "ci" else 50,
+                        command=" ".join(["python -m gsbook.train prior_mv", *flags]))
 
 
 def slat_recipe(args: argparse.Namespace) -> None:

@@ -230,6 +230,11 @@ def test_prior_mv_card_states_each_time_and_every_score():
     assert "40.5 min of training (summed over resumed runs)" in card and "5.2 min of evaluation" in card
     assert "| text/seen | 84.0% | 93.5% | 78.0% | 200 |" in card and "a test machine" in card
     assert "stage two" not in card.lower()
+    assert "Reproduce: `python -m gsbook.train prior_mv` (seed 0;" in card
+    flagged = prior_mv_card({**report, "command": "python -m gsbook.train prior_mv --profile gpu --steps 2500"}, scores,
+                            total_s=1090.9, grid="grid.png")
+    assert "Reproduce: `python -m gsbook.train prior_mv --profile gpu --steps 2500` (seed 0;" in flagged, \
+        "the card names the flags the weights were trained with"
     two = {**report, "refine_steps": 1000, "refine": {"wall_time_s": 1200.0, "loss_every_100": [0.015, 0.014]},
            "refine_note": "Stage two started from the shipped weights."}
     card = prior_mv_card(two, scores, total_s=2290.9, grid="grid.png")

@@ -280,7 +280,7 @@ of the time, the clean front view given {report['image_condition']:.0%} of the t
 Wall time {report['wall_time_s'] / 60:.1f} min of training (summed over resumed runs), {report['data_time_s'] / 60:.1f} min
 of data, {report['eval_time_s'] / 60:.1f} min of evaluation and samples, on {report['hardware']}.
 
-Reproduce: `python -m gsbook.train prior_mv` (seed {report['seed']}; needs the shipped `prior2d`).
+Reproduce: `{report.get('command', 'python -m gsbook.train prior_mv')}` (seed {report['seed']}; needs the shipped `prior2d`).
 
 ## Measured quality
 {_SAMPLER_WORDS[report.get('sampler', 'ddim')]}, 50 steps, guidance 3 (over caption and image together); from the
@@ -310,11 +310,13 @@ def _stage_two_words(report: dict) -> str:
 
 
 def run_prior_mv_recipe(recipe: PriorMVRecipe, out: Path | str | None = None, resume: bool = True,
-                        device: str | torch.device | None = None, eval_n: int = 50) -> MultiViewPrior:
-    """Train, evaluate, write ``prior_mv.safetensors``, ``.json``, the card and a sample grid."""
+                        device: str | torch.device | None = None, eval_n: int = 50,
+                        command: str = "python -m gsbook.train prior_mv") -> MultiViewPrior:
+    """Train, evaluate, write ``prior_mv.safetensors``, ``.json``, the card and a sample grid.
+    ``command``: what the card gives as the way to reproduce these weights (with the run's flags)."""
     t0 = time.perf_counter()
     model, report = train_prior_mv(recipe, resume=resume, device=device)
-    report["hardware"] = hardware(device)
+    report["hardware"], report["command"] = hardware(device), command
     _measure_and_ship(model, report, out, eval_n, started=t0)
     return model
 
