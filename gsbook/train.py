@@ -45,7 +45,15 @@ from .recipes.reconstructor import ReconstructorRecipe, run_reconstructor_recipe
 from .recipes.trellis_structure import StructureFlowRecipe, StructureVAERecipe, run_ss_flow_recipe, run_ss_vae_recipe
 from .recipes.trellis_slat import SLatFlowRecipe, SLatVAERecipe, run_slat_flow_recipe, run_slat_vae_recipe
 
-__all__ = ["RECIPES", "prior2d_cpu_notice", "main"]
+__all__ = ["RECIPES", "prior2d_cpu_notice", "reproduce_command", "main"]
+
+
+def reproduce_command(name: str, profile: str, overrides: dict) -> str:
+    """The command a model card gives for these weights: the recipe, its profile and the flags that
+    changed it (``checkpoint_every`` changes nothing in the weights, so it is left out)."""
+    flags = [f"--profile {profile}"] + [f"--{k.replace('_', '-')} {v}" for k, v in overrides.items()
+                                        if k != "checkpoint_every"]
+    return " ".join([f"python -m gsbook.train {name}", *flags])
 
 
 def judge_recipe(args: argparse.Namespace) -> None:
@@ -73,9 +81,7 @@ def prior2d_recipe(args: argparse.Namespace) -> None:
         print(notice, file=sys.stderr)
     model, report = train_prior2d(config, resume=not args.fresh, device=args.device, workers=args.workers)
     report["hardware"] = hardware(args.device)
-    flags = [f"--profile {args.profile}"] + [f"--{k.replace('_', '-')} {v}" for k, v in overrides.items()
-                                             if k != "checkpoint_every"]
-    command = " ".join(["python -m gsbook.train prior2d", *flags])
+    command = reproduce_command("prior2d", args.profile, overrides)
     finish_prior2d_recipe(model, report, config, args.out, hardware(args.device), command=command)
 
 
@@ -96,20 +102,16 @@ def prior_mv_recipe(args: argparse.Namespace) -> None:
                  "checkpoint_every": args.checkpoint_every, "refine_steps": args.refine_steps}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     recipe = PriorMVRecipe.for_profile(args.profile, seed=args.seed, **overrides)
-    flags = [f"--profile {args.profile}"] + [f"--{k.replace('_', '-')} {v}" for k, v in overrides.items()
-                                             if k != "checkpoint_every"]
     run_prior_mv_recipe(recipe, args.out, resume=not args.fresh, device=args.device,
                         eval_n=4 if args.profile == "ci" else 50,
-                        command=" ".join(["python -m gsbook.train prior_mv", *flags]))
+                        command=reproduce_command("prior_mv", args.profile, overrides))
 
 
 def slat_recipe(args: argparse.Namespace) -> None:
     overrides = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "n_assets": args.n_assets,
                  "checkpoint_every": args.checkpoint_every}
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    flags = [f"--profile {args.profile}"] + [f"--{k.replace('_', '-')} {v}" for k, v in overrides.items()
-                                             if k != "checkpoint_every"]
-    command = " ".join([f"python -m gsbook.train {args.name}", *flags])
+    command = reproduce_command(args.name, args.profile, overrides)
     if args.name == "trellis_slat_vae":
         recipe = SLatVAERecipe.for_profile(args.profile, seed=args.seed, **overrides)
         run_slat_vae_recipe(recipe, args.out, resume=not args.fresh, device=args.device,

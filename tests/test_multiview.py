@@ -322,3 +322,11 @@ def test_stage_two_settings_do_not_move_stage_one_checkpoints():
     a, b = PriorMVRecipe(), PriorMVRecipe(refine_steps=10, refine_lr=1.0, refine_image_only=0.9)
     assert a.key() == b.key() and a.refine_key() != b.refine_key()
     assert a.key() != PriorMVRecipe(lr=1e-3).key()
+
+
+def test_reproduce_command_names_the_flags_that_change_the_weights():
+    from gsbook.train import reproduce_command
+
+    assert reproduce_command("prior_mv", "gpu", {"steps": 2500, "checkpoint_every": 250, "refine_steps": 400}) == \
+        "python -m gsbook.train prior_mv --profile gpu --steps 2500 --refine-steps 400"
+    assert reproduce_command("prior2d", "cpu", {}) == "python -m gsbook.train prior2d --profile cpu"
