@@ -21,11 +21,15 @@ Parts (each writes its entry of ``chapters/data/feedforward.json``; a picture be
 * **text** — text → the multi-view prior's 4 views → LGM (and GRM), on PROMPTS (fixed before any
   tuning, never tuned on), judged from the 8 turntable views every ``gsbook generate`` result is
   judged from (:func:`gsbook.generate.score`);
-* **image** — image → 3D: the ground-truth front view of ``unseen`` assets → the prior draws
-  the other three → LGM, judged the same way;
+* **image** — image → 3D: the ground-truth front view of ``unseen`` assets → the 2D prior reads
+  a caption from it (:func:`gsbook.diffusion.classify.read_caption`) → the prior draws the other
+  three from the front view and that caption, zoomed to the front's scale → LGM, judged the same
+  way; how often the caption was read right; and, for comparison, the same with no caption (the
+  image alone) and without the zoom;
 * **prior** — the prior's views judged one by one, and how consistent the four are: LGM's PSNR
-  when re-rendering the views it was given, background keyed out (ground-truth views give the
-  reference);
+  when re-rendering the views it was given, background keyed out; the references are ground-truth
+  views at 64² and through the prior's 32², and an inconsistent set (each view of another object
+  with the same caption) through 32²;
 * **views** — quality against the number of real input views (1, 2, 4, 6): ``unseen`` assets,
   the views that are not real drawn by the prior from the front view
   (:func:`gsbook.methods.feedforward.reconstruct_from_views`); PSNR on the 8 random views at 64²,
@@ -251,7 +255,7 @@ def _text_rows(models: dict, prompts: list[str], image_of=None, **overrides) -> 
                 result = dataclasses.replace(result, gaussians=gaussians,
                                              seconds={**result.seconds, "reconstruct": time.perf_counter() - t0})
             judged, views = judged_turntable(models["judge"], result.gaussians, prompt)
-            rows.append({"prompt": prompt, "model": name, "scores": judged["scores"],
+            rows.append({"prompt": prompt, "model": name, "scores": judged["scores"], "drawn_from": result.caption,
                          "seconds": {k: round(v, 2) for k, v in result.seconds.items()}})
             pictures += list(views)
             s = judged["scores"]
@@ -275,10 +279,22 @@ def measure_text(models: dict, args) -> dict:
 def measure_image(models: dict, args) -> dict:
     from gsbook.recipes.reconstructor import _down, load_reconstruction_data
 
+    from gsbook.world.captions import parse
+
     data = load_reconstruction_data(20, "unseen", 2000)
     captions = [r["caption"] for r in data.records]
     fronts = lambda i: _down(data.inputs[i, 0].float() / 255, 32)  # noqa: E731  the prior's 32² input
-    return {"captions": captions, **_text_rows(models, captions, image_of=fronts)}
+    shipped = _text_rows(models, captions, image_of=fronts)
+    read = [row["drawn_from"] for row in shipped["rows"] if row["model"] == "lgm"]
+    truth, got = [parse(c) for c in captions], [parse(c) for c in read]
+    reading = {f: sum(getattr(a, f) == getattr(b, f) for a, b in zip(truth, got)) / len(captions)
+               for f in ("category", "colour", "part_colour")}
+    reading["exact"] = sum(a == b for a, b in zip(captions, read)) / len(captions)
+    alone = _text_rows(models, captions, image_of=fronts, caption_trials=0)     # the image alone, caption ""
+    unzoomed = _text_rows(models, captions, image_of=fronts, match_front=False)  # drawn views at the prior's scale
+    return {"captions": captions, "read": read, "reading": reading, **shipped,
+            "alone": {"mean": alone["mean"], "rows": alone["rows"]},
+            "unzoomed": {"mean": unzoomed["mean"], "rows": unzoomed["rows"]}}
 
 
 def measure_prior(models: dict, args) -> dict:
@@ -310,6 +326,15 @@ def measure_prior(models: dict, args) -> dict:
         out[name]["lgm_self_psnr_as_drawn"] = sum(self_psnr(v) for v in views) / len(views)
     gt = [ground_truth_views(c, seed=i) for i, c in enumerate(split_captions(50, "train", 11))]
     out["ground_truth_lgm_self_psnr"] = sum(self_psnr(v) for v in gt) / len(gt)
+    # Two references at the prior's resolution (its 32² views are smoother than 64² renders, and
+    # smooth views are easier to re-render): the same true views through 32², consistent; and an
+    # inconsistent set, each of the four views from a different object with the same caption.
+    from gsbook.recipes.reconstructor import _down
+
+    out["ground_truth_32_lgm_self_psnr"] = sum(self_psnr(_down(v, 32)) for v in gt) / len(gt)
+    mixed = [torch.stack([ground_truth_views(c, seed=100 * i + k)[k] for k in range(4)])
+             for i, c in enumerate(split_captions(50, "train", 11))]
+    out["mixed_objects_32_lgm_self_psnr"] = sum(self_psnr(_down(v, 32)) for v in mixed) / len(mixed)
     return out
 
 
@@ -413,7 +438,8 @@ def measure_speed(models: dict, args) -> dict:
 
     import torch
 
-    from gsbook.methods.feedforward import FeedForwardConfig, feedforward_text_to_3d, reconstruct
+    from gsbook.methods.feedforward import (FeedForwardConfig, feedforward_text_to_3d, ground_truth_views, reconstruct,
+                                            upsample_views)
 
     out = {"threads": torch.get_num_threads()}
     views = torch.rand(4, 64, 64, 3)
@@ -438,6 +464,16 @@ def measure_speed(models: dict, args) -> dict:
         out["text_to_gaussians_s"] = statistics.median(times)
         out["prior_views_s"] = statistics.median(p["views"] for p in parts)
         out["prior_calls"] = config.sampler_steps              # one batched call a step: 2 (CFG) × 4 views
+        times, reads = [], []
+        for i in range(3):                                       # image → Gaussians: reading the caption first
+            front = upsample_views(ground_truth_views(PROMPTS[i], seed=i), 32)[0]
+            t = time.perf_counter()
+            result = feedforward_text_to_3d(models["lgm"], models["prior"], "", config, image=front)
+            times.append(time.perf_counter() - t)
+            reads.append(result.seconds["read"])
+        out["image_to_gaussians_s"] = statistics.median(times)
+        out["read_caption_s"] = statistics.median(reads)
+        out["caption_trials"] = config.caption_trials
     return out
 
 

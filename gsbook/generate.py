@@ -711,7 +711,8 @@ def _feedforward_arguments(parser: argparse.ArgumentParser) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--image", type=Path, default=None, metavar="FRONT.png",
                         help="image → 3D: the object's front view, a square PNG with transparency; the "
-                             "multi-view prior draws the other three views (the prompt is then optional)")
+                             "multi-view prior draws the other three views from it and a caption (the "
+                             "prompt; without one, the 2D prior reads a caption from the image)")
     source.add_argument("--views", type=Path, nargs=4, default=None, metavar=("FRONT", "RIGHT", "BACK", "LEFT"),
                         help="reconstruct four given views (azimuth 0°, 90°, 180°, 270°; square PNGs with "
                              "transparency); no diffusion")
@@ -751,6 +752,7 @@ def run_feedforward(request: Request, progress: bool) -> Generated:
     opts, config = request.options, request.config
     start = time.perf_counter()
     model = load_model(request.method, device=request.device)
+    drawn_from = {}
     seconds = {"load": time.perf_counter() - start}
     size = model.config.input_size
     if opts.get("ground_truth") or opts.get("views"):
@@ -771,9 +773,12 @@ def run_feedforward(request: Request, progress: bool) -> Generated:
         views, gaussians = result.views, result.gaussians
         seconds.update(result.seconds)
         source = "multi-view prior" + (" from the image" if image is not None else "")
+        if image is not None:                       # what the prior drew from, with the image
+            drawn_from = {"caption": result.caption, "caption_from": "the command" if request.prompt else
+                          ("the 2D prior's reading of the image" if result.caption else "none (the image alone)")}
     prompt = None if request.prompt else _read_prompt(views, request.device)
     return Generated(gaussians.detach(), config=asdict(config), seconds=seconds, extra_images={"views": views},
-                     extra={"views_from": source, "model": request.method,
+                     extra={"views_from": source, **drawn_from, "model": request.method,
                             "parameters": sum(p.numel() for p in model.parameters()),
                             "prompt_from": "the judge's reading of the front view" if prompt else "the command"},
                      prompt=prompt)

@@ -96,14 +96,14 @@ def reconstructor_recipe(args: argparse.Namespace) -> None:
 
 def prior_mv_recipe(args: argparse.Namespace) -> None:
     if args.eval_only:
-        remeasure_prior_mv(args.out, eval_n=4 if args.profile == "ci" else 50)
+        remeasure_prior_mv(args.out, eval_n=4 if args.profile == "ci" else 50, read_trials=1 if args.profile == "ci" else 8)
         return
     overrides = {"steps": args.steps, "batch": args.batch, "lr": args.lr, "n_assets": args.n_assets,
                  "checkpoint_every": args.checkpoint_every, "refine_steps": args.refine_steps}
     overrides = {k: v for k, v in overrides.items() if v is not None}
     recipe = PriorMVRecipe.for_profile(args.profile, seed=args.seed, **overrides)
     run_prior_mv_recipe(recipe, args.out, resume=not args.fresh, device=args.device,
-                        eval_n=4 if args.profile == "ci" else 50,
+                        eval_n=4 if args.profile == "ci" else 50, read_trials=1 if args.profile == "ci" else 8,
                         command=reproduce_command("prior_mv", args.profile, overrides))
 
 

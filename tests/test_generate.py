@@ -511,3 +511,5 @@ def test_feedforward_from_an_image_alone_is_judged_against_what_the_front_view_s
     result = json.loads((out / "result.json").read_text())
     assert result["prompt"] == "a red ball" and result["extra"]["prompt_from"].startswith("the judge's reading")
     assert result["extra"]["views_from"] == "multi-view prior from the image"
+    assert result["extra"]["caption"] == "a red ball"                # the 2D prior read it; the prior drew from it
+    assert result["extra"]["caption_from"] == "the 2D prior's reading of the image" and "read" in result["seconds"]

@@ -187,9 +187,39 @@ def test_front_end_picks_its_sampler_by_whether_there_is_a_caption(prior2d, monk
     monkeypatch.setattr(multiview, "sample_views", lambda *a, **k: used.append(k["sampler"]) or real(*a, **k))
     prior = MultiViewPrior.from_prior2d(prior2d).eval()
     front = torch.rand(64, 64, 3, generator=torch.Generator().manual_seed(3))
-    for caption in ("a red ball", ""):
-        draw_views(prior, front, caption, FeedForwardConfig(sampler_steps=1))
+    for caption in ("a red ball", ""):                  # caption_trials=0: "" is the image alone
+        draw_views(prior, front, caption, FeedForwardConfig(sampler_steps=1, caption_trials=0))
     assert used == ["ddpm", "ddim"]
+
+
+def test_image_mode_reads_a_caption_unless_given_one_or_told_not_to(prior2d, monkeypatch):
+    from gsbook.diffusion import multiview
+    from gsbook.diffusion.classify import read_caption
+    from gsbook.methods import feedforward
+    from gsbook.methods.feedforward import FeedForwardConfig, caption_for, draw_views
+
+    front = torch.rand(64, 64, 3, generator=torch.Generator().manual_seed(4))
+    config = FeedForwardConfig(sampler_steps=1, caption_trials=1)
+    read = read_caption(prior2d, front, trials=1, seed=config.seed).caption
+    assert caption_for(front, "", config, reader=prior2d) == read != ""
+    assert caption_for(front, "a blue box", config, reader=None) == "a blue box"      # given: no reader loaded
+    assert caption_for(front, "", FeedForwardConfig(caption_trials=0), reader=None) == ""
+    with pytest.raises(ValueError, match="caption_trials must be ≥ 0"):
+        FeedForwardConfig(caption_trials=-1)
+    with pytest.raises(ValueError, match="guidance must be ≥ 0"):
+        FeedForwardConfig(guidance=-1.0)
+    seen = []
+    real = multiview.sample_views
+    monkeypatch.setattr(multiview, "sample_views", lambda p, c, **k: seen.append((c, k["sampler"])) or real(p, c, **k))
+    prior = MultiViewPrior.from_prior2d(prior2d).eval()
+    draw_views(prior, front, "", config, reader=prior2d)
+    assert seen == [([read], "ddpm")]                 # the read caption, drawn as a caption is
+    from gsbook.methods.lgm import LGM, LGMConfig
+    model = LGM(LGMConfig(down_channels=(16, 16, 16, 16), up_channels=(16, 16, 16), norm_groups=4)).eval()
+    result = feedforward.feedforward_text_to_3d(model, prior, "", config, image=front[::2, ::2], reader=prior2d)
+    assert result.caption == read_caption(prior2d, front[::2, ::2], trials=1).caption and "read" in result.seconds
+    assert feedforward.feedforward_text_to_3d(model, prior, "a blue box", config, image=front[::2, ::2]).caption \
+        == "a blue box"
 
 
 def test_reconstruct_from_views_counts_passes_and_shares_one_draw(prior2d, monkeypatch):
@@ -204,7 +234,7 @@ def test_reconstruct_from_views_counts_passes_and_shares_one_draw(prior2d, monke
     draws = []
     real_draw = feedforward.draw_views
     monkeypatch.setattr(feedforward, "draw_views", lambda *a, **k: draws.append(1) or real_draw(*a, **k))
-    cache, config = {}, FeedForwardConfig(sampler_steps=1)
+    cache, config = {}, FeedForwardConfig(sampler_steps=1, caption_trials=0)
     sizes = {n: len(reconstruct_from_views(model, prior, real, n, config=config, drawn=cache)) for n in (1, 2, 4, 6, 8)}
     assert sizes == {1: 4096, 2: 4096, 4: 4096, 6: 8192, 8: 8192}
     assert len(draws) == 2 and set(cache) == {0.0, 45.0}            # one draw per set of four, reused
@@ -330,3 +360,25 @@ def test_reproduce_command_names_the_flags_that_change_the_weights():
     assert reproduce_command("prior_mv", "gpu", {"steps": 2500, "checkpoint_every": 250, "refine_steps": 400}) == \
         "python -m gsbook.train prior_mv --profile gpu --steps 2500 --refine-steps 400"
     assert reproduce_command("prior2d", "cpu", {}) == "python -m gsbook.train prior2d --profile cpu"
+
+
+def test_match_front_scale_zooms_drawn_views_to_the_fronts_height():
+    from gsbook.methods.feedforward import match_front_scale, object_height
+
+    def square(half: int, centre: tuple[int, int] = (32, 32)) -> torch.Tensor:
+        view = torch.ones(64, 64, 3)
+        view[centre[0] - half:centre[0] + half, centre[1] - half:centre[1] + half] = torch.tensor([0.8, 0.1, 0.1])
+        return view
+
+    views = torch.stack([square(10), square(13), square(13), torch.ones(64, 64, 3)])   # the last: nothing drawn
+    views[1, 2, 2] = 0.0                                       # a stray speck does not count as the object
+    assert [object_height(v) for v in views] == [20, 26, 26, 0]
+    out = match_front_scale(views)
+    assert torch.equal(out[0], views[0]) and torch.equal(out[3], views[3])   # the real front, and an empty view
+    assert [abs(object_height(v) - 20) <= 1 for v in out[1:3]] == [True, True]
+    rows = (((1 - out[1]).amax(-1) > 0.1).sum(-1) >= 2).nonzero().flatten()
+    assert abs((rows[0] + rows[-1]).item() / 2 - 31.5) <= 1          # zoomed about the centre: still centred
+    assert out[1, 0, 0].tolist() == [1.0, 1.0, 1.0]                  # white where the zoom samples outside
+    kept = match_front_scale(views, drawn=(2,))
+    assert torch.equal(kept[1], views[1]) and abs(object_height(kept[2]) - 20) <= 1    # only the drawn ones move
+    assert torch.equal(match_front_scale(torch.ones(4, 64, 64, 3)), torch.ones(4, 64, 64, 3))

@@ -29,8 +29,9 @@ The layer sits above the critics
 from gsbook.methods.dreamgaussian import (BOOK_CHANGES, DREAMGAUSSIAN_ABLATION, PAPER_SETTINGS, DreamGaussian, DreamGaussianConfig, DreamGaussianResult,
                                           DreamGaussianStrategy, TextureRefiner, bake_cameras, bake_mesh, dreamgaussian_text_to_3d,
                                           extract_mesh, position_lr, prune_size)
-from gsbook.methods.feedforward import (SHAPEWORLD_BORDER, VIEW_SUBSETS, FeedForwardConfig, FeedForwardResult, complete_views, draw_views,
-                                        feedforward_text_to_3d, ground_truth_views, key_background, load_view_image, recenter_views,
+from gsbook.methods.feedforward import (SHAPEWORLD_BORDER, VIEW_SUBSETS, FeedForwardConfig, FeedForwardResult, caption_for, complete_views, draw_views,
+                                        feedforward_text_to_3d, ground_truth_views, key_background, load_view_image, match_front_scale,
+                                        object_height, recenter_views,
                                         reconstruct, reconstruct_from_views, rotate_about_up, upsample_views)
 from gsbook.methods.grm import (GRM, GRM_RAW_CHANNELS, GRMBlock, GRMConfig, GRMUpsampler, grm_box_depths, grm_positions,
                                 grm_rays)
@@ -47,7 +48,7 @@ __all__ = ["PAPER_SETTINGS", "BOOK_CHANGES", "DREAMGAUSSIAN_ABLATION", "DreamGau
            "bake_mesh", "TextureRefiner", "DreamGaussianResult", "dreamgaussian_text_to_3d", "ImageSDS", "ImageSDSConfig", "distill_images", "initial_gaussians", "SDS_ABLATION", "AblationRow",
            "ablate", "LGMConfig", "LGM", "LGMResnetBlock", "LGMCrossViewAttention", "LGMSplats", "lgm_activate", "lgm_decode",
            "lgm_loss", "LGM_VIEWS", "LGM_CHANNELS", "GRMConfig", "GRM", "GRMBlock", "GRMUpsampler", "grm_rays", "grm_box_depths",
-           "grm_positions", "GRM_RAW_CHANNELS", "FeedForwardConfig", "FeedForwardResult", "feedforward_text_to_3d",
+           "grm_positions", "GRM_RAW_CHANNELS", "FeedForwardConfig", "FeedForwardResult", "caption_for", "match_front_scale", "object_height", "feedforward_text_to_3d",
            "ground_truth_views", "load_view_image", "reconstruct", "upsample_views", "VIEW_SUBSETS", "rotate_about_up",
            "draw_views", "complete_views", "key_background", "recenter_views", "SHAPEWORLD_BORDER", "reconstruct_from_views", "ColourShortcut", "input_colour"]
 __all__ += trellis.__all__
