@@ -39,7 +39,7 @@ Because the block embeds the viewer's start-up code, it must be rewritten when
 :mod:`gsbook.viewer` changes: ``python tools/make_gallery.py`` (no ``--assets``: from the committed
 manifest, in a second) does it, ``--check`` says whether it is needed (``tests/test_book_tools.py``
 runs it). ``--prompts N`` keeps the first N prompts, ``--only KEY`` some generators (repeatable),
-to keep the committed folder small (``--max-mb``, default 4, is checked).
+to keep the committed folder small (``--max-mb``, default 5, is checked).
 """
 
 from __future__ import annotations
@@ -355,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", action="append", help="keep these generators (repeatable)")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument("--page", type=Path, default=PAGE)
-    ap.add_argument("--max-mb", type=float, default=4.0, help="fail when the folder grows past this (MB)")
+    ap.add_argument("--max-mb", type=float, default=5.0, help="fail when the folder grows past this (MB)")
     ap.add_argument("--check", action="store_true", help="only say whether the page is current (exit 1 if not)")
     a = ap.parse_args(argv)
     try:
