@@ -26,6 +26,10 @@ Parts (each writes its entry of ``chapters/data/feedforward.json``; a picture be
   three from the front view and that caption, zoomed to the front's scale → LGM, judged the same
   way; how often the caption was read right; and, for comparison, the same with no caption (the
   image alone) and without the zoom;
+* **reading** — how the number of noise draws was chosen for image → 3D's caption reading
+  (:attr:`gsbook.methods.feedforward.FeedForwardConfig.caption_trials`): 40 *other* ``unseen``
+  fronts (seed 4000, not the image part's seed 2000) read with 2 and with 8 trials; category,
+  colour, part colour and whole-caption accuracy, seconds per front;
 * **prior** — the prior's views judged one by one, and how consistent the four are: LGM's PSNR
   when re-rendering the views it was given, background keyed out; the references are ground-truth
   views at 64² and through the prior's 32², and an inconsistent set (each view of another object
@@ -68,7 +72,7 @@ TUNING_PROMPTS = [
     "a yellow pyramid",
 ]
 
-PARTS = ("sampler", "framing", "reconstruction", "text", "image", "prior", "views", "speed", "recipes")
+PARTS = ("sampler", "framing", "reconstruction", "text", "image", "reading", "prior", "views", "speed", "recipes")
 VIEW_COUNTS = (1, 2, 4, 6)
 
 
@@ -295,6 +299,34 @@ def measure_image(models: dict, args) -> dict:
     return {"captions": captions, "read": read, "reading": reading, **shipped,
             "alone": {"mean": alone["mean"], "rows": alone["rows"]},
             "unzoomed": {"mean": unzoomed["mean"], "rows": unzoomed["rows"]}}
+
+
+def measure_reading(models: dict, args) -> dict:
+    import statistics
+    import time
+
+    from gsbook.diffusion import TextToImagePrior, read_caption
+    from gsbook.recipes.reconstructor import _down
+    from gsbook.world import DatasetConfig, ShapeWorldDataset
+
+    ds = ShapeWorldDataset(DatasetConfig(n_assets=40, views=4, view_mode="four", split="unseen", seed=4000,
+                                         resolution=64), progress=False)
+    fronts = _down(ds.tensors("rgb")["rgb"][:, 0].float() / 255, 32)
+    reader = TextToImagePrior.from_shipped(device="cpu")
+    out = {"n": len(fronts), "split": "unseen", "seed": 4000}
+    for trials in (2, 8):
+        seconds, readings = [], []
+        for front in fronts:
+            t = time.perf_counter()
+            readings.append(read_caption(reader, front, trials=trials))
+            seconds.append(time.perf_counter() - t)
+        right = {f: sum(getattr(r.spec, f) == rec[f] for r, rec in zip(readings, ds.records)) / len(fronts)
+                 for f in ("category", "colour", "part_colour")}
+        out[str(trials)] = {**right, "exact": sum(r.caption == rec["caption"] for r, rec in zip(readings, ds.records))
+                            / len(fronts), "seconds_per_front": statistics.median(seconds),
+                            "evaluations": statistics.median(r.evaluations for r in readings)}
+        print(f"{trials} trials: {out[str(trials)]}", flush=True)
+    return out
 
 
 def measure_prior(models: dict, args) -> dict:

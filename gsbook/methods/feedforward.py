@@ -65,7 +65,8 @@ class FeedForwardConfig:
             caption), and the multi-view prior draws from the image *and* that caption. 0 draws
             from the image alone, which the shipped prior does badly (§3, "Where it fails").
             On 40 ``unseen`` tuning fronts (seed 4000) 8 trials read the category right 95% of
-            the time and the colour 100% (4.7 s a front on 2 cores); 2 trials 88% / 98% (1.2 s).
+            the time and the colour 100% (4.2 s a front on 2 cores); 2 trials 88% / 98% (1.1 s)
+            (``benchmarks/feedforward.py --only reading``).
         match_front: image → 3D: zoom the three drawn views so that the object is as tall as in
             the given front (:func:`match_front_scale`); the prior draws them at its own framing.
         seed: seeds the prior's starting noise (and the ground-truth object's shape).
@@ -199,7 +200,7 @@ def complete_views(prior, real: Tensor, keep: tuple[int, ...], caption: str = ""
 
 @torch.no_grad()
 def draw_views(prior, front: Tensor, caption: str = "", config: FeedForwardConfig | None = None,
-               reader=None) -> Tensor:
+               reader=None, progress: bool = False) -> Tensor:
     """The prior's four views ``[4, S, S, 3]`` given the front view ``[H, W, 3]`` and a caption
     (``""``: the 2D prior ``reader`` reads one from the front view first, :func:`caption_for`)."""
     from gsbook.diffusion.multiview import sample_views
@@ -209,7 +210,7 @@ def draw_views(prior, front: Tensor, caption: str = "", config: FeedForwardConfi
     S = prior.config.base.image_size
     return sample_views(prior, [caption], images=upsample_views(front, S)[None], steps=config.sampler_steps,
                         sampler=config.sampler_for(caption), guidance=config.guidance,
-                        generator=torch.Generator().manual_seed(config.seed))[0]
+                        generator=torch.Generator().manual_seed(config.seed), progress=progress)[0]
 
 
 def reconstruct_from_views(model: LGM | GRM, prior, real: dict[float, Tensor], n_views: int, caption: str = "",
@@ -437,26 +438,25 @@ def feedforward_text_to_3d(model: LGM | GRM, prior, prompt: str, config: FeedFor
     from gsbook.diffusion.multiview import sample_views
 
     config = config or FeedForwardConfig()
-    S = prior.config.base.image_size
+    size = model.config.input_size
     seconds = {}
-    if image is not None:
+    if image is not None:                   # image → 3D: complete_views, with the caption read (and timed) first
         t = time.perf_counter()
         prompt = caption_for(image, prompt, config, reader, next(prior.parameters()).device)
         seconds["read"] = time.perf_counter() - t
     t0 = time.perf_counter()
-    size = model.config.input_size
-    front = None if image is None else upsample_views(image, S)[None]
-    views = sample_views(prior, [prompt], images=front, steps=config.sampler_steps, sampler=config.sampler_for(prompt),
-                         guidance=config.guidance,
-                         generator=torch.Generator().manual_seed(config.seed), progress=progress)[0]
-    views = key_background(views)
-    # Drawn from a caption, the views are framed as the prior likes (LGM recentres each one; the
-    # book can, see FeedForwardConfig.recenter). Drawn from a front view, they are zoomed to its scale.
-    views = recenter_views(views, size=size) if config.recenter and front is None else upsample_views(views, size)
-    if front is not None:                   # the given view is the reader's, on white already: keep it as it is
-        views[0] = upsample_views(image, size)
-        if config.match_front:
-            views = match_front_scale(views)
+    if image is None:
+        views = sample_views(prior, [prompt], steps=config.sampler_steps, sampler=config.sampler_for(prompt),
+                             guidance=config.guidance, generator=torch.Generator().manual_seed(config.seed),
+                             progress=progress)[0]
+        # Framed as the prior likes: LGM recentres each view; the book can (FeedForwardConfig.recenter).
+        views = key_background(views)
+        views = recenter_views(views, size=size) if config.recenter else upsample_views(views, size)
+    else:                                   # the given view is the reader's, on white already: kept as it is
+        real = torch.ones(LGM_VIEWS, size, size, 3)
+        real[0] = upsample_views(image, size)
+        views = complete_views(prior, real, (0,), prompt, config,
+                               draw_views(prior, image, prompt, config, reader, progress))
     t1 = time.perf_counter()
     gaussians = reconstruct(model, views)
     t2 = time.perf_counter()
