@@ -47,6 +47,15 @@ def test_recipe_refuses_bad_settings():
     assert tiny().key() == tiny(steps=99).key() != tiny(lr=5e-4).key()
 
 
+def test_shipped_stage_two_lengths():
+    """LGM's shipped recipe refines for 3,800 steps, GRM's for 1,200; an explicit value wins, and
+    the stage-two length changes neither stage's checkpoint key (a longer run resumes a shorter)."""
+    assert ReconstructorRecipe(model="lgm").refine_steps == 3800
+    assert ReconstructorRecipe.for_profile("cpu", model="grm").refine_steps == 1200
+    assert ReconstructorRecipe(model="lgm", refine_steps=0).refine_steps == 0
+    assert ReconstructorRecipe(model="lgm").refine_key() == ReconstructorRecipe(model="lgm", refine_steps=1200).refine_key()
+
+
 def test_the_two_datasets_hold_the_same_objects_and_the_cameras_scale(data):
     """Four input views and random views of the same assets; a ground-truth object rendered with
     the batch's 32² cameras matches the 64² render area-downsampled (so the Ks scaling is right)."""

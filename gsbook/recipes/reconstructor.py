@@ -46,12 +46,16 @@ from ..methods.lgm import LGM, LGM_VIEWS, LGMConfig, lgm_loss
 from ..world import DatasetConfig, ShapeWorldDataset
 from .common import hardware, load_checkpoint, save_checkpoint, warmup_cosine
 
-__all__ = ["RECONSTRUCTORS", "ReconstructorRecipe", "ReconstructionData", "load_reconstruction_data",
+__all__ = ["RECONSTRUCTORS", "SHIPPED_REFINE_STEPS", "ReconstructorRecipe", "ReconstructionData", "load_reconstruction_data",
            "reconstruction_batch", "make_reconstructor", "soften", "d_ssim", "refined_model", "train_reconstructor", "ReconstructionScores",
            "evaluate_reconstructor", "reconstructor_card", "run_reconstructor_recipe"]
 
 RECONSTRUCTORS: dict[str, tuple[type, type]] = {"lgm": (LGM, LGMConfig), "grm": (GRM, GRMConfig)}
 INPUT_SIZE = 64          # the views the networks read, and the size they are judged at
+# Stage two's length in the shipped CPU recipes. LGM's was 1,200 steps, like GRM's, and stopped
+# short of 24 dB on unseen objects while still improving (benchmarks/candidates/lgm_longer_stage_two:
+# +0.15 dB per 600 steps); GRM's converged at 1,200.
+SHIPPED_REFINE_STEPS = {"lgm": 3800, "grm": 1200}
 
 
 # ----------------------------------------------------------------------------- settings
@@ -71,7 +75,7 @@ class ReconstructorRecipe:
             training inputs (grid distortion, camera jitter) so that the network accepts a
             diffusion model's imperfect views, not only clean renders.
         refine_steps: a second stage of this many steps that starts from the first stage's
-            weights (0: none). Large reconstructors are trained the same way: at a low render
+            weights (0: none; ``None``: the shipped recipe's, ``SHIPPED_REFINE_STEPS[model]``). Large reconstructors are trained the same way: at a low render
             resolution first, then fine-tuned at a higher one (GS-LRM, Zhang et al. 2024, Sec. 4).
         refine_render_size, refine_batch, refine_lr, refine_warmup: the second stage's render
             size, batch, peak learning rate and warm-up (then cosine decay, as stage one).
@@ -100,7 +104,7 @@ class ReconstructorRecipe:
     data_seed: int = 0
     seed: int = 0
     checkpoint_every: int = 100
-    refine_steps: int = 1200
+    refine_steps: int | None = None
     refine_render_size: int = 64
     refine_batch: int = 4
     refine_lr: float = 3e-4
@@ -111,6 +115,8 @@ class ReconstructorRecipe:
     def __post_init__(self) -> None:
         if self.model not in RECONSTRUCTORS:
             raise ValueError(f"unknown reconstructor {self.model!r}; choose one of {', '.join(RECONSTRUCTORS)}")
+        if self.refine_steps is None:
+            self.refine_steps = SHIPPED_REFINE_STEPS[self.model]
         if not 0 <= self.other_views <= 8:
             raise ValueError(f"other_views must be in 0..8 (the dataset has 8 random views), got {self.other_views}")
         for size in (self.render_size, self.refine_render_size):
