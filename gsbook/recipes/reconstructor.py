@@ -75,8 +75,9 @@ class ReconstructorRecipe:
             training inputs (grid distortion, camera jitter) so that the network accepts a
             diffusion model's imperfect views, not only clean renders.
         refine_steps: a second stage of this many steps that starts from the first stage's
-            weights (0: none; ``None``: the shipped recipe's, ``SHIPPED_REFINE_STEPS[model]``). Large reconstructors are trained the same way: at a low render
-            resolution first, then fine-tuned at a higher one (GS-LRM, Zhang et al. 2024, Sec. 4).
+            weights (0: none; ``None``: the shipped recipe's, ``SHIPPED_REFINE_STEPS[model]``).
+            Large reconstructors are trained the same way: at a low render resolution first,
+            then fine-tuned at a higher one (GS-LRM, Zhang et al. 2024, Sec. 4).
         refine_render_size, refine_batch, refine_lr, refine_warmup: the second stage's render
             size, batch, peak learning rate and warm-up (then cosine decay, as stage one).
         refine_config: model-config fields switched on for the second stage; they must add
