@@ -39,8 +39,9 @@ Parts (each writes its entry of ``chapters/data/feedforward.json``; a picture be
   (:func:`gsbook.methods.feedforward.reconstruct_from_views`); PSNR on the 8 random views at 64²,
   split into views facing the front half and the back half of the object, and the judge;
 * **recipes** — seconds per training step of each stage of ``python -m gsbook.train lgm`` / ``grm``
-  (10 timed steps after 2 warm-up steps of a fresh network, on the recipe's own data; a fresh network's
-  Gaussians are larger than a trained one's, so this errs high), and the recipe's projected
+  (10 timed steps after 2 warm-up steps, on the recipe's own data; stage one from a fresh network,
+  whose Gaussians are larger than a trained one's, so that stage errs high; stage two from the shipped
+  weights, as it starts from trained ones), and the recipe's projected
   training time on this machine when nothing else runs: the cards' wall times include whatever
   shared the machine during the shipped run;
 * **speed** — seconds for 4 views → Gaussians (LGM, GRM; batch 1, median of 20) and for
@@ -429,6 +430,7 @@ def measure_views(models: dict, args) -> dict:
 
 
 def measure_recipes(models: dict, args) -> dict:
+    import copy
     import dataclasses
     import tempfile
     import time
@@ -446,7 +448,12 @@ def measure_recipes(models: dict, args) -> dict:
         stages = {"stage_one": recipe, "stage_two": recipe.refine_stage()}
         row = {}
         for stage_name, stage in stages.items():
-            model = make_reconstructor(name, stage.model_config)
+            if stage_name == "stage_two" and models.get(name) is not None:
+                # stage two starts from trained weights, whose Gaussians are smaller (fewer pixel-Gaussian
+                # pairs) than a fresh network's: the shipped network stands in for stage one's end
+                model = copy.deepcopy(models[name]).float()
+            else:
+                model = make_reconstructor(name, stage.model_config)
             timed = {}
             for steps in (2, 12):            # 2 warm-up steps, then 10 more: the difference is 10 steps' time
                 short = dataclasses.replace(stage, steps=steps, checkpoint_every=10 ** 9)
